@@ -1,0 +1,38 @@
+"""The ``voicelake`` console script: one subcommand per job, each module owning its arguments."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module with ``main(argv)``, one-line help)
+SUBCOMMANDS = {
+    "run": ("pipeline.run", "run the pipeline for a date or date range"),
+    "demo": ("runners.local.demo", "seed a local S3 + KVS world and run the pipeline on it"),
+    "extract": ("pipeline.extract", "extract per-track WAV and a summary from a saved KVS body"),
+    "ddl": ("schemas.athena", "print Athena CREATE EXTERNAL TABLE statements"),
+    "kvs-emulator": ("runners.local.kvs_emulator", "serve a local Kinesis Video Streams emulator"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: voicelake <command> [options]", "", "commands:"]
+    lines += [f"  {name:<14}{help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines += ["", "voicelake <command> --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"voicelake: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The values that travel between the pipeline's stages, as small immutable types.
+
+call record (CTR / SDR + streaming events)  --records-->  CallSpec (+ RecordFailure)
+CallSpec --fragments--> FragmentRange (one GetMediaForFragmentList request's worth)
+FragmentRange --media--> RangeAudio (per fragment, per track: absolutely timed PCM blocks)
+RangeAudio* --audio--> a call's channels --features--> rows of calls / channels / segments
+Anything that cannot go on becomes a Failure row with its reason.
+
+Times are integer epoch milliseconds (``*_ms``), UTC.  Fragment numbers stay decimal strings and
+are compared as ``int``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CONNECT = "connect"
+CHIME = "chime"
+
+
+@dataclass(frozen=True)
+class StreamSpan:
+    """One KVS stream a call's audio lives on, and which part of it belongs to the call.
+
+    Connect: one span, both tracks (``channel`` is None: the tracks decide the channels).
+    Chime: one span per call leg; ``channel`` is the output channel of that leg.
+    ``stream_arn`` is None when the stream must be discovered (Chime without streaming events):
+    then ``discover_prefix`` names the Voice Connector's stream-name prefix.
+    """
+    stream_arn: str | None
+    start_ms: int
+    end_ms: int
+    channel: int | None = None
+    role: str | None = None  # customer / agent
+    start_fragment: str | None = None
+    stop_fragment: str | None = None
+    is_caller: bool | None = None
+    discover_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    source: str  # CONNECT or CHIME
+    call_id: str  # Connect ContactId or Chime TransactionId
+    partition_id: str  # Connect instance id or Chime VoiceConnectorId (already allow-listed)
+    date: str  # YYYY-MM-DD (UTC) the call belongs to
+    start_ms: int
+    end_ms: int
+    streams: tuple[StreamSpan, ...]
+    tag_name: str  # the fragment tag that says whose fragment it is: ContactId / TransactionId
+    source_key: str  # the record's object key
+    source_offset: int = 0  # byte offset of the record inside that object
+    attributes: tuple[tuple[str, str], ...] = field(default=())  # direction, sip_call_id, ...
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A record, call or range that could not be turned into output, and why."""
+    stage: str  # records / fragments / media / audio / write
+    reason: str  # short machine-readable code, e.g. bad_json, fragment_not_found
+    detail: str  # human-readable message
+    source: str | None = None
+    call_id: str | None = None
+    partition_id: str | None = None
+    date: str | None = None
+    source_key: str | None = None
+    source_offset: int | None = None

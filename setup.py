@@ -1,0 +1,26 @@
+"""One distribution, ``voicelake``; also the ``--setup_file`` that Beam workers install."""
+from setuptools import find_packages, setup
+
+setup(
+    name="voicelake",
+    version="0.1.0",
+    description="Contact-center call audio from Kinesis Video Streams to an analytics and ML data lake",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pipeline*", "transforms*", "schemas*", "runners*"]),
+    package_data={"runners.local": ["speech/*.wav", "speech/*.json"]},
+    install_requires=[
+        "apache-beam[aws]>=2.77.0,<2.78",
+        "boto3>=1.40,<2",
+        "pyarrow>=17,<27",
+        "ebmlite>=3.4,<4",
+        "librosa>=0.11,<0.12",
+        "soundfile>=0.12,<1",
+        "soxr>=0.5,<2",
+        "numpy>=1.26,<3",
+        "moto[server]>=5.1,<6",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "duckdb>=1.1", "hypothesis>=6.100"],
+    },
+    entry_points={"console_scripts": ["voicelake=pipeline.cli:main"]},
+)
