@@ -1,0 +1,376 @@
+"""The demo generator: puts calls into the local KVS and their records into the local S3.
+
+What it writes, at the real layouts (shared/domain/records.md):
+- Amazon Connect: contacts on a small pool of reused KVS streams (two tracks, track order differing
+  between streams), their CTRs in Firehose objects ``connect-ctr/YYYY/MM/dd/HH/<name>`` (records
+  concatenated with no delimiter, every other object gzip, one contact re-delivered later with a
+  newer LastUpdateTimestamp, the last call of the day arriving after midnight).
+- Chime Voice Connector: each call leg on its own reused ``ChimeVoiceConnector-<vcId>-<uuid>``
+  stream, one SDR per call under ``chime-sdr/Amazon-Chime-Voice-Connector-SDRs/json/...``, and the
+  STARTED/ENDED streaming-status events archived as Firehose would (``chime-events/YYYY/MM/dd/HH/``).
+- Optionally a few unusable records (broken JSON, an SDR without fields, an unsafe id) so the
+  failures table has something to say.
+
+Fragments are ingested straight into the emulator's store (``KvsStore.put_fragment``, our PutMedia):
+KVS assigns the numbers, the media writer builds the chunks.
+
+Next to what it seeds, it writes the ground truth (``truth.json``): per call the ids, streams,
+fragment numbers, and per channel the sample count and sha256 of the s16le PCM the pipeline must
+reassemble (channel 0 customer, channel 1 agent; a Chime leg that starts later is preceded by
+silence from the call's start).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import json
+import random
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from runners.local import conversation, mkv_writer
+from runners.local.kvs_store import ACCOUNT, REGION, KvsStore
+
+SAMPLE_RATE = 8000
+CONNECT_FRAGMENT_BYTES = 16 * mkv_writer.CONNECT_BLOCK_BYTES  # 1.024 s per track
+CHIME_FRAGMENT_BYTES = 50 * mkv_writer.CHIME_BLOCK_BYTES  # 1.000 s
+REUSE_GAP_MS = 2000  # the next call on a pooled stream starts this soon after the previous ends
+RETENTION_HOURS = 87600  # KVS's maximum, so historical demo dates stay inside retention
+
+PREFIX_SDR = "chime-sdr/"
+PREFIX_EVENTS = "chime-events/"
+PREFIX_CTR = "connect-ctr/"
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    date: str = "2024-05-14"
+    connect_calls: int = 4
+    chime_calls: int = 3
+    call_seconds: float = 40.0
+    seed: int = 20240514
+    bucket: str = "voicelake-demo"
+    # (customer wav, agent wav) pairs of real recordings, used in turn instead of the clips
+    recordings: tuple[tuple[str, str], ...] = ()
+    bad_records: bool = True
+
+
+@dataclass
+class Truth:
+    date: str
+    bucket: str
+    prefixes: dict
+    calls: list = field(default_factory=list)
+    bad_records: list = field(default_factory=list)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.__dict__, indent=1, sort_keys=True))
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _vc_id(rng: random.Random) -> str:
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(22))
+
+
+def iso_seconds(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms // 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_millis(ms: int) -> str:
+    t = dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _channel_truth(samples: np.ndarray) -> dict:
+    return {"samples": int(len(samples)),
+            "sha256": hashlib.sha256(samples.astype("<i2").tobytes()).hexdigest()}
+
+
+def _day_start_ms(date: str) -> int:
+    day = dt.datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
+    return int(day.timestamp() * 1000)
+
+
+class _Conversations:
+    def __init__(self, config: WorldConfig, rng: random.Random):
+        self.config, self.rng = config, rng
+        self.clips = conversation.load_clips()
+        self.count = 0
+
+    def next(self) -> tuple[np.ndarray, np.ndarray]:
+        recordings = self.config.recordings
+        self.count += 1
+        if recordings:
+            customer_wav, agent_wav = recordings[(self.count - 1) % len(recordings)]
+            return conversation.from_recording(customer_wav, agent_wav, self.config.call_seconds)
+        return conversation.synthesise(self.rng, self.clips, min_seconds=self.config.call_seconds)
+
+
+def _put_connect_call(store: KvsStore, stream: str, *, start_ms: int, contact_id: str,
+                      instance_id: str, customer: np.ndarray, agent: np.ndarray,
+                      to_customer_first: bool, rng: random.Random) -> list[str]:
+    from_bytes, to_bytes = customer.astype("<i2").tobytes(), agent.astype("<i2").tobytes()
+    numbers = []
+    for k, offset in enumerate(range(0, len(from_bytes), CONNECT_FRAGMENT_BYTES)):
+        part_from = from_bytes[offset:offset + CONNECT_FRAGMENT_BYTES]
+        part_to = to_bytes[offset:offset + CONNECT_FRAGMENT_BYTES]
+        producer_ms = start_ms + k * 1024
+        server_ms = producer_ms + 150 + rng.randint(0, 80)
+        fragment = store.put_fragment(
+            stream, producer_ms=producer_ms, server_ms=server_ms,
+            duration_ms=len(part_from) // 2 * 1000 // SAMPLE_RATE,
+            make_chunk=lambda number, pf=part_from, pt=part_to, p=producer_ms, s=server_ms:
+                mkv_writer.connect_fragment(
+                    fragment_number=number, producer_ms=p, server_ms=s, contact_id=contact_id,
+                    instance_id=instance_id, from_customer=pf, to_customer=pt,
+                    to_customer_first=to_customer_first),
+        )
+        numbers.append(fragment.number)
+    return numbers
+
+
+def _put_chime_leg(store: KvsStore, stream: str, *, start_ms: int, transaction_id: str,
+                   vc_id: str, call_id: str, pcm: np.ndarray, rng: random.Random) -> list[str]:
+    data = pcm.astype("<i2").tobytes()
+    numbers = []
+    for k, offset in enumerate(range(0, len(data), CHIME_FRAGMENT_BYTES)):
+        part = data[offset:offset + CHIME_FRAGMENT_BYTES]
+        producer_ms = start_ms + k * 1000
+        server_ms = producer_ms + 90 + rng.randint(0, 60)
+        fragment = store.put_fragment(
+            stream, producer_ms=producer_ms, server_ms=server_ms,
+            duration_ms=len(part) // 2 * 1000 // SAMPLE_RATE,
+            make_chunk=lambda number, pc=part, p=producer_ms, s=server_ms: mkv_writer.chime_fragment(
+                fragment_number=number, producer_ms=p, server_ms=s, transaction_id=transaction_id,
+                voice_connector_id=vc_id, call_id=call_id, pcm=pc),
+        )
+        numbers.append(fragment.number)
+    return numbers
+
+
+def _firehose_key(prefix: str, name: str, arrival_ms: int, rng: random.Random) -> str:
+    t = dt.datetime.fromtimestamp(arrival_ms / 1000, dt.timezone.utc)
+    return (f"{prefix}{t:%Y/%m/%d/%H}/{name}-1-{t:%Y-%m-%d-%H-%M-%S}-{_uuid(rng)}")
+
+
+def _ctr(*, contact_id: str, instance_id: str, stream_arn: str, numbers: list[str], start_ms: int,
+         end_ms: int, agent: str | None, last_update_ms: int, attributes: dict) -> dict:
+    instance_arn = f"arn:aws:connect:{REGION}:{ACCOUNT}:instance/{instance_id}"
+    return {
+        "AWSAccountId": ACCOUNT,
+        "AWSContactTraceRecordFormatVersion": "2017-03-10",
+        "Agent": None if agent is None else {
+            "ARN": f"{instance_arn}/agent/{contact_id[:8]}", "Username": agent,
+            "ConnectedToAgentTimestamp": iso_seconds(start_ms + 4000),
+            "AgentInteractionDuration": (end_ms - start_ms) // 1000,
+        },
+        "Attributes": attributes,
+        "Channel": "VOICE",
+        "ConnectedToSystemTimestamp": iso_seconds(start_ms - 3000),
+        "ContactId": contact_id,
+        "CustomerEndpoint": {"Address": "+15095550187", "Type": "TELEPHONE_NUMBER"},
+        "DisconnectReason": "CUSTOMER_DISCONNECT",
+        "DisconnectTimestamp": iso_seconds(end_ms + 1000),
+        "InitialContactId": None,
+        "InitiationMethod": "INBOUND",
+        "InitiationTimestamp": iso_seconds(start_ms - 3000),
+        "InstanceARN": instance_arn,
+        "LastUpdateTimestamp": iso_seconds(last_update_ms),
+        "MediaStreams": [{"Type": "AUDIO"}],
+        "Queue": None,
+        "Recording": None,
+        "Recordings": [{
+            "DeletionReason": None,
+            "FragmentStartNumber": numbers[0],
+            "FragmentStopNumber": numbers[-1],
+            "Location": stream_arn,
+            "MediaStreamType": "AUDIO",
+            "ParticipantType": "CUSTOMER",
+            "StartTimestamp": iso_seconds(start_ms),
+            "Status": None,
+            # second precision, rounded up so that the window covers the last fragment
+            "StopTimestamp": iso_seconds(end_ms + 999),
+            "StorageType": "KINESIS_VIDEO_STREAM",
+        }],
+        "SystemEndpoint": {"Address": "+12065550160", "Type": "TELEPHONE_NUMBER"},
+        "TransferredToEndpoint": None,
+    }
+
+
+def _compact(obj: dict) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _seed_connect(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
+                  talk: _Conversations, truth: Truth) -> None:
+    day = _day_start_ms(config.date)
+    instance_id = _uuid(rng)
+    streams = []
+    for i in range(2):
+        name = f"voicelake-demo-connect-contact-{_uuid(rng)}"
+        streams.append(store.create_stream(name, retention_hours=RETENTION_HOURS,
+                                           creation_ms=day - 30 * 86_400_000 + i))
+    cursors = [day + 9 * 3_600_000 + 317, day + 9 * 3_600_000 + 7 * 60_000 + 529]
+    deliveries: list[tuple[int, bytes]] = []  # (arrival ms, record bytes)
+    for i in range(config.connect_calls):
+        slot = i % len(streams)
+        last_of_day = i == config.connect_calls - 1 and config.connect_calls > 1
+        customer, agent = talk.next()
+        duration_ms = len(customer) * 1000 // SAMPLE_RATE
+        start_ms = cursors[slot]
+        if last_of_day:  # ends just before midnight, its CTR lands in the next day's folder
+            start_ms = max(start_ms, day + 86_400_000 - duration_ms - 20_000)
+        contact_id = _uuid(rng)
+        numbers = _put_connect_call(
+            store, streams[slot].name, start_ms=start_ms, contact_id=contact_id,
+            instance_id=instance_id, customer=customer, agent=agent,
+            to_customer_first=(slot == 0), rng=rng)
+        end_ms = start_ms + -(-len(customer) * 1000 // SAMPLE_RATE)
+        cursors[slot] = end_ms + REUSE_GAP_MS
+        disconnect = end_ms + 1000
+        record = _ctr(contact_id=contact_id, instance_id=instance_id, stream_arn=streams[slot].arn,
+                      numbers=numbers, start_ms=start_ms, end_ms=end_ms,
+                      agent=f"agent{i + 1}", last_update_ms=disconnect + 2000,
+                      attributes={"queue": "repairs"})
+        arrival = disconnect + 25_000 if last_of_day else disconnect + 60_000
+        deliveries.append((arrival, _compact(record)))
+        redelivered = i == 1
+        if redelivered:  # an attribute update, delivered again an hour later
+            update = dict(record, Attributes={"queue": "repairs", "followUp": "true"},
+                          LastUpdateTimestamp=iso_seconds(disconnect + 3_600_000))
+            deliveries.append((disconnect + 3_660_000, _compact(update)))
+        truth.calls.append({
+            "source": "connect", "call_id": contact_id, "partition_id": instance_id,
+            "date": config.date, "start_ms": start_ms, "end_ms": end_ms,
+            "streams": [{"stream_arn": streams[slot].arn, "fragments": numbers,
+                         "to_customer_first": slot == 0}],
+            "channels": [_channel_truth(customer), _channel_truth(agent)],
+            "redelivered": redelivered,
+        })
+    if config.bad_records:
+        deliveries.append((day + 10 * 3_600_000, b'{"ContactId":"broken-record","Channel":"VOI'))
+        truth.bad_records.append({"source": "connect", "reason": "bad_json"})
+    _write_firehose(s3, config.bucket, PREFIX_CTR, "voicelake-ctr-firehose", deliveries, rng)
+
+
+def _write_firehose(s3, bucket: str, prefix: str, name: str,
+                    deliveries: list[tuple[int, bytes]], rng: random.Random) -> None:
+    """Group records by arrival hour into objects: no delimiter, every other object gzip."""
+    by_hour: dict[int, list[tuple[int, bytes]]] = {}
+    for arrival, data in sorted(deliveries):
+        by_hour.setdefault(arrival // 3_600_000, []).append((arrival, data))
+    for n, (_, items) in enumerate(sorted(by_hour.items())):
+        body = b"".join(data for _, data in items)
+        if n % 2:
+            body = gzip.compress(body, mtime=0)
+        s3.put_object(Bucket=bucket, Key=_firehose_key(prefix, name, items[0][0], rng), Body=body)
+
+
+def _chime_event(status: str, *, leg: dict, tx: str, vc_id: str, sip_call_id: str,
+                 direction: str, event_id: str) -> dict:
+    detail = {
+        "callId": sip_call_id, "direction": direction, "fromNumber": "+12065550142",
+        "toNumber": "+13605550178", "isCaller": leg["is_caller"], "mediaType": "audio/L16",
+        "startFragmentNumber": leg["fragments"][0], "startTime": iso_millis(leg["start_ms"]),
+        "streamArn": leg["stream_arn"], "transactionId": tx, "voiceConnectorId": vc_id,
+        "streamingStatus": status, "version": "0",
+    }
+    if status == "ENDED":
+        detail["endTime"] = iso_millis(leg["end_ms"])
+    time_ms = leg["start_ms"] if status == "STARTED" else leg["end_ms"]
+    return {"version": "0", "id": event_id, "detail-type": "Chime VoiceConnector Streaming Status",
+            "source": "aws.chime", "account": ACCOUNT, "time": iso_seconds(time_ms),
+            "region": REGION, "resources": [], "detail": detail}
+
+
+def _seed_chime(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
+                talk: _Conversations, truth: Truth) -> None:
+    day = _day_start_ms(config.date)
+    vc_id = _vc_id(rng)
+    pool = [store.create_stream(f"ChimeVoiceConnector-{vc_id}-{_uuid(rng)}",
+                                retention_hours=RETENTION_HOURS,
+                                creation_ms=day - 20 * 86_400_000 + i) for i in range(4)]
+    cursors = {s.name: day + 13 * 3_600_000 + 211 for s in pool}
+    events: list[tuple[int, bytes]] = []
+    for i in range(config.chime_calls):
+        caller_stream, callee_stream = pool[(2 * i) % 4], pool[(2 * i + 1) % 4]
+        customer, agent = talk.next()
+        direction = "Inbound" if i % 2 == 0 else "Outbound"
+        # Inbound: the customer calls in, so the caller leg is the customer's.
+        caller_pcm, callee_pcm = (customer, agent) if direction == "Inbound" else (agent, customer)
+        answer_ms = 400 + rng.randint(0, 1600)
+        start_ms = max(cursors[caller_stream.name], cursors[callee_stream.name])
+        answer_samples = answer_ms * SAMPLE_RATE // 1000
+        callee_pcm = callee_pcm.copy()
+        callee_pcm[:answer_samples] = 0  # nobody speaks on a leg before it is answered
+        tx, sip_call_id = _uuid(rng), f"{rng.getrandbits(128):032x}@192.0.2.10:5060"
+        legs = []
+        for stream, pcm, is_caller, offset in ((caller_stream, caller_pcm, True, 0),
+                                               (callee_stream, callee_pcm, False, answer_samples)):
+            leg_start = start_ms + offset * 1000 // SAMPLE_RATE
+            numbers = _put_chime_leg(store, stream.name, start_ms=leg_start, transaction_id=tx,
+                                     vc_id=vc_id, call_id=sip_call_id, pcm=pcm[offset:], rng=rng)
+            leg_end = leg_start + -(-(len(pcm) - offset) * 1000 // SAMPLE_RATE)
+            cursors[stream.name] = leg_end + REUSE_GAP_MS
+            legs.append({"stream_arn": stream.arn, "fragments": numbers, "is_caller": is_caller,
+                         "start_ms": leg_start, "end_ms": leg_end})
+        end_ms = max(leg["end_ms"] for leg in legs)
+        for leg in legs:
+            for status in ("STARTED", "ENDED"):
+                event = _chime_event(status, leg=leg, tx=tx, vc_id=vc_id, sip_call_id=sip_call_id,
+                                     direction=direction, event_id=_uuid(rng))
+                at = leg["start_ms"] if status == "STARTED" else leg["end_ms"]
+                events.append((at + 2000, _compact(event)))
+        sdr = {
+            "SchemaVersion": "1.0", "AwsAccountId": ACCOUNT, "TransactionId": tx,
+            "CallId": sip_call_id, "VoiceConnectorId": vc_id,
+            "StartTimeEpochSeconds": start_ms // 1000, "EndTimeEpochSeconds": -(-end_ms // 1000),
+            "Status": "Completed", "StatusMessage": "Streaming succeeded",
+            "ServiceCode": "AmazonChime", "UsageType": "USE1-VC-kinesis-audio-streaming",
+            "BillableDurationSeconds": -(-(end_ms - start_ms) // 6000) * 6, "Region": REGION,
+        }
+        t = dt.datetime.fromtimestamp(start_ms / 1000, dt.timezone.utc)
+        key = (f"{PREFIX_SDR}Amazon-Chime-Voice-Connector-SDRs/json/{vc_id}/{t:%Y/%m/%d}/"
+               f"{t:%H.%M.%S}.{start_ms % 1000:03d}_{tx}")
+        s3.put_object(Bucket=config.bucket, Key=key, Body=json.dumps(sdr, indent=4).encode())
+        channel_customer = customer.copy()
+        channel_agent = agent.copy()
+        (channel_customer if direction == "Outbound" else channel_agent)[:answer_samples] = 0
+        truth.calls.append({
+            "source": "chime", "call_id": tx, "partition_id": vc_id, "date": config.date,
+            "start_ms": start_ms, "end_ms": end_ms, "direction": direction,
+            "streams": [{"stream_arn": leg["stream_arn"], "fragments": leg["fragments"],
+                         "is_caller": leg["is_caller"]} for leg in legs],
+            "channels": [_channel_truth(channel_customer), _channel_truth(channel_agent)],
+            "sdr_key": key,
+        })
+    if config.bad_records:
+        t = dt.datetime.fromtimestamp((day + 14 * 3_600_000) / 1000, dt.timezone.utc)
+        key = (f"{PREFIX_SDR}Amazon-Chime-Voice-Connector-SDRs/json/{vc_id}/{t:%Y/%m/%d}/"
+               f"{t:%H.%M.%S}.000_{_uuid(rng)}")
+        s3.put_object(Bucket=config.bucket, Key=key, Body=b'{"SchemaVersion": "1.0"}')
+        truth.bad_records.append({"source": "chime", "reason": "missing_field", "key": key})
+    _write_firehose(s3, config.bucket, PREFIX_EVENTS, "voicelake-chime-events", events, rng)
+
+
+def seed_world(s3, store: KvsStore, config: WorldConfig, truth_path: Path | None = None) -> Truth:
+    """Seed one demo day: Connect and Chime calls in KVS, their records in S3; return the truth."""
+    rng = random.Random(config.seed)
+    s3.create_bucket(Bucket=config.bucket)
+    truth = Truth(date=config.date, bucket=config.bucket,
+                  prefixes={"sdr": PREFIX_SDR, "events": PREFIX_EVENTS, "ctr": PREFIX_CTR})
+    talk = _Conversations(config, rng)
+    if config.connect_calls:
+        _seed_connect(s3, store, config, rng, talk, truth)
+    if config.chime_calls:
+        _seed_chime(s3, store, config, rng, talk, truth)
+    if truth_path is not None:
+        truth.write(truth_path)
+    return truth
