@@ -135,15 +135,19 @@ class KvsStore:
             if self.stream(name=stream_name) is None:
                 raise KeyError(stream_name)
             folder = self.root / stream_name
-            number = fragment_number(stream_name, len(self.fragments(stream_name)))
+            existing = self.fragments(stream_name)
+            number = fragment_number(stream_name, len(existing))
             data = make_chunk(number)
             media = folder / "media.bin"
             offset = media.stat().st_size
             with media.open("ab") as f:
                 f.write(data)
             fragment = Fragment(number, producer_ms, server_ms, duration_ms, len(data), offset)
-            with (folder / "fragments.jsonl").open("a") as f:
+            index = folder / "fragments.jsonl"
+            with index.open("a") as f:
                 f.write(json.dumps(asdict(fragment)) + "\n")
+            # Extend the cached index in place: re-reading it per fragment made seeding quadratic.
+            self._index[stream_name] = (index.stat().st_size, [*existing, fragment])
             return fragment
 
     def fragments(self, stream_name: str) -> list[Fragment]:

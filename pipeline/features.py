@@ -1,0 +1,355 @@
+"""Conversation and signal-quality features of a call, from its aligned int16 channels alone.
+
+Everything is measured on the un-normalised s16 signal, levels in dBFS (0 dBFS = a full-scale square
+wave, i.e. RMS 32768), with -120 dBFS standing for digital silence so no value is ever -inf or NaN.
+Statistics that need speech (speech level, SNR, reply gap) are None when there is none.
+
+Voice activity, method ``energy-v1`` (``VadConfig`` holds every threshold):
+  1. frames of 20 ms, hop = frame: every sample is in exactly one frame, so frame sums are exact
+     times (a last, shorter frame takes the remainder).  Frame level = 10·log10(mean square) dBFS.
+  2. threshold = max(floor_dbfs (-45), noise floor + noise_margin_db (12)), where the noise floor
+     is the 10th percentile of the channel's frame levels; frames above it are "active".
+  3. pauses shorter than 200 ms between active runs are bridged (hangover), then runs shorter than
+     100 ms are dropped (clicks, blips).  What remains are the channel's speech segments.
+Frames are a reshape, not ``librosa.util.frame``: with hop = frame it is the same view, and importing
+librosa.util costs seconds per worker (numba) for nothing.
+
+Conversation structure (all channels share one timeline, sample 0 = start of the call window):
+  - a segment lying wholly inside one segment of another channel is a *backchannel*: it counts as
+    talk and overlap (and can interrupt) but does not take the turn;
+  - the other segments, ordered by start, form *turns*: maximal runs from the same channel; a turn
+    spans from its first segment's start to its latest end;
+  - *reply gap* of a turn = its start minus the end of the previous turn (negative = it started
+    before the other party finished);
+  - *interruption* by X = an onset of an X segment while another channel has been in one segment
+    for at least ``interrupt_lead_ms`` (300) and stays in it at least ``interrupt_hold_ms`` (300)
+    after the onset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from pipeline.audio import FULL_SCALE, Gap, samples_to_ms
+
+VAD_METHOD = "energy-v1"
+SILENCE_DBFS = -120.0  # stands for digital silence (and floors every level)
+CLIP_LEVEL = 32735  # |s| >= 99.9 % of 32767 counts as clipped
+CLIP_EVENT_SAMPLES = 3  # a run of this many clipped samples is a flat top, i.e. a clip event
+ROLES = ("customer", "agent")
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    frame_ms: int = 20
+    floor_dbfs: float = -45.0  # the threshold never goes below this
+    noise_margin_db: float | None = 12.0  # None: fixed threshold at floor_dbfs
+    noise_percentile: float = 10.0
+    merge_gap_ms: int = 200  # shorter pauses inside speech are speech
+    min_speech_ms: int = 100  # shorter speech runs are dropped
+    long_silence_ms: int = 5000  # call silences longer than this are counted (as Google CCAI)
+    interrupt_lead_ms: int = 300
+    interrupt_hold_ms: int = 300
+
+    @property
+    def method(self) -> str:
+        """``energy-v1``, with the parameters appended when they differ from the defaults."""
+        if self == VadConfig():
+            return VAD_METHOD
+        changed = [f"{f}={getattr(self, f)}" for f in self.__dataclass_fields__
+                   if getattr(self, f) != getattr(VadConfig(), f)]
+        return f"{VAD_METHOD}({','.join(changed)})"
+
+
+@dataclass(frozen=True)
+class CallAnalysis:
+    """Plain values ready to become rows of calls / channels / segments / gaps."""
+    call: dict
+    channels: list[dict]
+    segments: list[dict] = field(default_factory=list)
+    gaps: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Frames:
+    """Per-frame statistics of one channel; frame i covers samples [bounds[i], bounds[i+1])."""
+    bounds: np.ndarray  # int64, n_frames + 1
+    power: np.ndarray  # mean square, full scale = 1
+    peak: np.ndarray  # int32 max |sample|
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.bounds)
+
+    @property
+    def level_db(self) -> np.ndarray:
+        return _db(self.power)
+
+
+def _db(power):
+    return 10.0 * np.log10(np.maximum(power, 10.0 ** (SILENCE_DBFS / 10)))
+
+
+def _frames(x: np.ndarray, frame: int) -> _Frames:
+    full = len(x) // frame
+    body = x[:full * frame].reshape(full, frame)
+    tail = x[full * frame:]
+    # einsum in float64 straight from int16: no float copy of the signal, sums exact.
+    energy = np.einsum("ij,ij->i", body, body, dtype=np.float64, casting="unsafe")
+    peak = np.maximum(body.max(axis=1, initial=0).astype(np.int32),
+                      -body.min(axis=1, initial=0).astype(np.int32))
+    bounds = np.arange(full + 1, dtype=np.int64) * frame
+    if len(tail):
+        t = tail.astype(np.float64)
+        energy = np.append(energy, t @ t)
+        peak = np.append(peak, np.abs(tail.astype(np.int32)).max())
+        bounds = np.append(bounds, len(x))
+    power = energy / np.diff(bounds) / FULL_SCALE ** 2
+    return _Frames(bounds=bounds, power=power, peak=peak)
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the True runs of a boolean array, ends exclusive."""
+    edges = np.diff(mask.astype(np.int8), prepend=0, append=0)
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def _mask(starts: np.ndarray, ends: np.ndarray, n: int) -> np.ndarray:
+    """Boolean array of length n, True inside the given disjoint runs."""
+    marks = np.zeros(n + 1, dtype=np.int32)
+    np.add.at(marks, starts, 1)
+    np.add.at(marks, ends, -1)
+    return np.cumsum(marks[:-1]) > 0
+
+
+def _speech_runs(active: np.ndarray, bounds: np.ndarray, rate: int, cfg: VadConfig):
+    """Frame-index runs of speech: bridge short pauses, then drop short runs."""
+    starts, ends = _runs(active)
+    if len(starts):
+        pauses = bounds[starts[1:]] - bounds[ends[:-1]]
+        long_pause = pauses * 1000 >= cfg.merge_gap_ms * rate
+        starts = starts[np.concatenate(([True], long_pause))]
+        ends = ends[np.concatenate((long_pause, [True]))]
+        long_run = (bounds[ends] - bounds[starts]) * 1000 >= cfg.min_speech_ms * rate
+        starts, ends = starts[long_run], ends[long_run]
+    return starts, ends
+
+
+def _clipping(x: np.ndarray, frames: _Frames) -> tuple[int, int]:
+    """(clipped samples, clip events); the sample scan runs only if some frame reaches the level."""
+    if frames.peak.max(initial=0) < CLIP_LEVEL:
+        return 0, 0
+    where = np.flatnonzero((x >= CLIP_LEVEL) | (x <= -CLIP_LEVEL))
+    # runs of consecutive indices, found among the (few) clipped samples only
+    run_ends = np.flatnonzero(np.diff(where) != 1)
+    run_lengths = np.diff(np.concatenate(([-1], run_ends, [len(where) - 1])))
+    return len(where), int(np.count_nonzero(run_lengths >= CLIP_EVENT_SAMPLES))
+
+
+@dataclass(frozen=True)
+class _Channel:
+    frames: _Frames
+    speech: np.ndarray  # per frame, after bridging and dropping
+    seg_frames: tuple[np.ndarray, np.ndarray]  # (first, end) frame index of each segment
+    seg_start_ms: np.ndarray
+    seg_end_ms: np.ndarray
+    row: dict  # the per-channel values that need only this channel
+
+
+def _analyse_channel(x: np.ndarray, rate: int, cfg: VadConfig) -> _Channel:
+    frames = _frames(x, max(1, rate * cfg.frame_ms // 1000))
+    level, lengths, n = frames.level_db, frames.lengths, len(x)
+    noise = float(np.percentile(level, cfg.noise_percentile))
+    threshold = cfg.floor_dbfs if cfg.noise_margin_db is None else max(
+        cfg.floor_dbfs, noise + cfg.noise_margin_db)
+    active = level > threshold
+    starts, ends = _speech_runs(active, frames.bounds, rate, cfg)
+    speech = _mask(starts, ends, len(level))
+    seg_start_ms = samples_to_ms(frames.bounds[starts], rate)
+    seg_end_ms = samples_to_ms(frames.bounds[ends], rate)
+    duration_ms = int(samples_to_ms(n, rate))
+    talk_ms = int((seg_end_ms - seg_start_ms).sum())
+    speech_level = _db((frames.power * lengths)[speech].sum() / lengths[speech].sum()) \
+        if speech.any() else None
+    clipped, clip_events = _clipping(x, frames)
+    silence_starts, silence_ends = _runs(~speech)
+    row = {
+        "duration_ms": duration_ms,
+        "talk_ms": talk_ms,
+        "talk_share": _ratio(talk_ms, duration_ms),
+        "silence_ratio": _ratio(int(lengths[~active].sum()), n),
+        "segment_count": len(starts),
+        "rms_dbfs_mean": _round(speech_level),
+        "rms_dbfs_p95": _round(np.percentile(level[speech], 95)) if speech.any() else None,
+        "peak_dbfs": _round(20 * np.log10(max(int(frames.peak.max(initial=0)) / FULL_SCALE,
+                                              10 ** (SILENCE_DBFS / 20)))),
+        "noise_floor_dbfs": _round(noise),
+        "vad_threshold_dbfs": _round(threshold),
+        "snr_db": _round(speech_level - noise) if speech_level is not None else None,
+        "longest_silence_ms": int(samples_to_ms(
+            (frames.bounds[silence_ends] - frames.bounds[silence_starts]).max(initial=0), rate)),
+        "clipped_ratio": _ratio(clipped, n),
+        "clip_events": clip_events,
+        "dc_offset": round(float(x.sum(dtype=np.int64)) / n / FULL_SCALE, 6),
+    }
+    return _Channel(frames, speech, (starts, ends), seg_start_ms, seg_end_ms, row)
+
+
+def _ratio(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def _round(db) -> float | None:
+    """dB values to 0.001: stable across the summation orders of different CPUs."""
+    return None if db is None else round(float(db), 3) + 0.0  # + 0.0: no "-0.0" in the data
+
+
+def _backchannels(chans: list[_Channel]) -> list[np.ndarray]:
+    """Per channel, which segments lie wholly inside one segment of another channel."""
+    inside = []
+    for c, ch in enumerate(chans):
+        flags = np.zeros(len(ch.seg_start_ms), dtype=bool)
+        for o, other in enumerate(chans):
+            if o != c and len(other.seg_start_ms):
+                k = np.searchsorted(other.seg_start_ms, ch.seg_start_ms, side="right") - 1
+                k0 = np.maximum(k, 0)
+                # an identical segment in both channels is no backchannel: both keep the turn
+                same = ((other.seg_start_ms[k0] == ch.seg_start_ms)
+                        & (other.seg_end_ms[k0] == ch.seg_end_ms))
+                flags |= (k >= 0) & (other.seg_end_ms[k0] >= ch.seg_end_ms) & ~same
+        inside.append(flags)
+    return inside
+
+
+def _interruptions(chans: list[_Channel], cfg: VadConfig) -> list[int]:
+    """Per channel, onsets while another channel is mid-segment with enough lead and hold."""
+    counts = []
+    for c, ch in enumerate(chans):
+        hit = np.zeros(len(ch.seg_start_ms), dtype=bool)
+        for o, other in enumerate(chans):
+            if o != c and len(other.seg_start_ms):
+                onset = ch.seg_start_ms
+                k = np.maximum(np.searchsorted(other.seg_start_ms, onset, side="right") - 1, 0)
+                hit |= ((other.seg_start_ms[k] <= onset - cfg.interrupt_lead_ms)
+                        & (other.seg_end_ms[k] >= onset + cfg.interrupt_hold_ms))
+        counts.append(int(hit.sum()))
+    return counts
+
+
+def _turns(chans: list[_Channel]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(channel, start_ms, end_ms) of each turn, in order."""
+    inside = _backchannels(chans)
+    owner = np.concatenate([np.full(int((~b).sum()), c) for c, b in enumerate(inside)])
+    starts = np.concatenate([ch.seg_start_ms[~b] for ch, b in zip(chans, inside)])
+    ends = np.concatenate([ch.seg_end_ms[~b] for ch, b in zip(chans, inside)])
+    order = np.lexsort((owner, starts))
+    owner, starts, ends = owner[order], starts[order], ends[order]
+    heads = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1]))) if len(owner) \
+        else np.zeros(0, dtype=np.int64)
+    return owner[heads], starts[heads], np.maximum.reduceat(ends, heads) if len(heads) else ends
+
+
+def analyse_call(channels: Sequence[np.ndarray] | np.ndarray, sample_rate: int,
+                 roles: Sequence[str | None], *, start_ms: int = 0,
+                 gaps: Sequence[Sequence[Gap]] | None = None,
+                 config: VadConfig = VadConfig()) -> CallAnalysis:
+    """Features of one call from its equal-length int16 channels (a list, or an (n, k) array).
+
+    ``roles`` names each channel (``customer`` / ``agent`` / None).  ``gaps`` are each channel's
+    zero-filled holes on the same clock as ``start_ms`` (the time of sample 0, e.g. the epoch ms
+    of ``assemble_channel``); their rows come out relative to sample 0 like the segments.
+    """
+    if isinstance(channels, np.ndarray) and channels.ndim == 2:
+        channels = [np.ascontiguousarray(channels[:, c]) for c in range(channels.shape[1])]
+    if len(channels) != len(roles):
+        raise ValueError(f"{len(channels)} channels but {len(roles)} roles")
+    if any(x.dtype != np.int16 or x.ndim != 1 for x in channels):
+        raise ValueError("channels must be 1-D int16 arrays (the un-normalised s16 signal)")
+    if len({len(x) for x in channels}) != 1 or not len(channels[0]):
+        raise ValueError("channels must be non-empty and of equal length: use align_channels")
+    gaps = gaps if gaps is not None else [()] * len(channels)
+    chans = [_analyse_channel(x, sample_rate, config) for x in channels]
+    duration_ms = chans[0].row["duration_ms"]
+
+    gap_rows = [{"channel": c, "role": roles[c], "gap": i, "start_ms": a, "end_ms": b,
+                 "duration_ms": b - a}
+                for c, channel_gaps in enumerate(gaps)
+                for i, (a, b) in enumerate(_relative(channel_gaps, start_ms, duration_ms))]
+    turn_owner, turn_start, turn_end = _turns(chans)
+    reply_gaps = turn_start[1:] - turn_end[:-1]
+    interruptions = _interruptions(chans, config)
+
+    channel_rows, segment_rows = [], []
+    for c, ch in enumerate(chans):
+        mine = turn_owner == c
+        replies = reply_gaps[mine[1:]]
+        channel_gap_ms = sum(g["duration_ms"] for g in gap_rows if g["channel"] == c)
+        channel_rows.append({
+            "channel": c, "role": roles[c], **ch.row,
+            "gap_ms": channel_gap_ms,
+            "gap_count": sum(1 for g in gap_rows if g["channel"] == c),
+            "turns": int(mine.sum()),
+            "longest_turn_ms": int((turn_end[mine] - turn_start[mine]).max(initial=0)),
+            "reply_gap_ms_p50": int(np.round(np.median(replies))) if len(replies) else None,
+            "interruptions": interruptions[c],
+        })
+        seg_power = _segment_means(ch.frames, *ch.seg_frames)
+        seg_peak = _segment_peaks(ch.frames, *ch.seg_frames)
+        for i, (a, b) in enumerate(zip(ch.seg_start_ms.tolist(), ch.seg_end_ms.tolist())):
+            segment_rows.append({
+                "channel": c, "role": roles[c], "segment": i, "start_ms": a, "end_ms": b,
+                "duration_ms": b - a, "rms_dbfs": _round(_db(seg_power[i])),
+                "peak_dbfs": _round(20 * np.log10(max(seg_peak[i] / FULL_SCALE,
+                                                      10 ** (SILENCE_DBFS / 20))))})
+
+    speaking = np.sum([ch.speech for ch in chans], axis=0)
+    lengths = chans[0].frames.lengths
+    overlap_ms = int(samples_to_ms(lengths[speaking >= 2].sum(), sample_rate))
+    non_talk_ms = int(samples_to_ms(lengths[speaking == 0].sum(), sample_rate))
+    quiet_starts, quiet_ends = _runs(speaking == 0)
+    bounds = chans[0].frames.bounds
+    quiet_ms = samples_to_ms(bounds[quiet_ends] - bounds[quiet_starts], sample_rate)
+    call = {
+        "duration_ms": duration_ms,
+        "channel_count": len(chans),
+        "vad_method": config.method,
+        **{f"talk_ms_{role}": _by_role(channel_rows, role, "talk_ms") for role in ROLES},
+        "overlap_ms": overlap_ms,
+        "overlap_ratio": _ratio(overlap_ms, duration_ms),
+        "non_talk_ms": non_talk_ms,
+        "non_talk_ratio": _ratio(non_talk_ms, duration_ms),
+        "long_silence_count": int(np.count_nonzero(quiet_ms > config.long_silence_ms)),
+        "longest_silence_ms": int(quiet_ms.max(initial=0)),
+        "turns": max(len(turn_owner) - 1, 0),
+        **{f"interruptions_{role}": _by_role(channel_rows, role, "interruptions") for role in ROLES},
+        "gap_ms": sum(g["duration_ms"] for g in gap_rows),
+    }
+    return CallAnalysis(call=call, channels=channel_rows, segments=segment_rows, gaps=gap_rows)
+
+
+def _relative(gaps: Sequence[Gap], start_ms: int, duration_ms: int) -> list[tuple[int, int]]:
+    """Gaps as (start, end) offsets from sample 0, clipped to the call; empty ones dropped."""
+    clipped = ((max(g.start_ms - start_ms, 0), min(g.end_ms - start_ms, duration_ms)) for g in gaps)
+    return [(a, b) for a, b in clipped if b > a]
+
+
+def _segment_means(frames: _Frames, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Mean power of each segment (sample-weighted), from frame-index runs."""
+    total = np.concatenate(([0.0], np.cumsum(frames.power * frames.lengths)))
+    return (total[ends] - total[starts]) / (frames.bounds[ends] - frames.bounds[starts])
+
+
+def _segment_peaks(frames: _Frames, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Max |sample| of each segment, from frame-index runs."""
+    if not len(starts):
+        return np.zeros(0, dtype=np.int32)
+    padded = np.append(frames.peak, 0)  # reduceat needs every index, ends included, in range
+    return np.maximum.reduceat(padded, np.ravel(np.column_stack((starts, ends))))[::2]
+
+
+def _by_role(rows: list[dict], role: str, key: str):
+    """The value of the one channel with this role; None if no channel or several have it."""
+    values = [r[key] for r in rows if r["role"] == role]
+    return values[0] if len(values) == 1 else None

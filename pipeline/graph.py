@@ -1,0 +1,47 @@
+"""The data flow, composed: records -> calls -> fragment ranges -> audio -> rows -> the lake."""
+from __future__ import annotations
+
+import apache_beam as beam
+
+from pipeline.options import VoicelakeOptions, run_dates
+from transforms.analyse_calls import AnalyseCalls
+from transforms.fetch_media import FetchRanges
+from transforms.fragment_ranges import PlanFragmentRanges
+from transforms.lake_sink import WriteLake
+from transforms.read_records import ReadChimeCalls, ReadConnectCalls
+from transforms.failure_rows import FailureRows
+
+
+def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:
+    dates = run_dates(opts)
+    if not opts.output:
+        raise ValueError("--output is required")
+    calls, failures = [], []
+    if opts.ctr_prefix:
+        connect, bad = p | "ConnectCalls" >> ReadConnectCalls(
+            opts.ctr_prefix, dates, lookahead_hours=opts.lookahead_hours,
+            attribute_keys=opts.connect_attribute_keys)
+        calls.append(connect)
+        failures.append(bad)
+    if opts.sdr_prefix or opts.events_prefix:
+        chime, bad = p | "ChimeCalls" >> ReadChimeCalls(
+            opts.sdr_prefix, opts.events_prefix, dates, lookahead_hours=opts.lookahead_hours,
+            customer_leg=opts.customer_leg)
+        calls.append(chime)
+        failures.append(bad)
+    if not calls:
+        raise ValueError("give at least one of --ctr_prefix, --sdr_prefix, --events_prefix")
+    all_calls = calls | "AllCalls" >> beam.Flatten()
+    ranges, bad_calls = all_calls | "FragmentRanges" >> PlanFragmentRanges(
+        endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region,
+        selector=opts.fragment_selector, pad_ms=opts.max_fragment_ms,
+        fragments_per_range=opts.fragments_per_range, max_attempts=opts.max_attempts)
+    audio = ranges | "FetchMedia" >> FetchRanges(
+        endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region, max_attempts=opts.max_attempts)
+    rows, wavs, bad_audio = audio | "Analyse" >> AnalyseCalls(
+        opts.output, target_sample_rate=opts.target_sample_rate,
+        allow_missing_fragments=opts.allow_missing_fragments,
+        write_raw_channels=opts.write_raw_channels)
+    failure_rows = ((*failures, bad_calls, bad_audio) | "AllFailures" >> beam.Flatten()
+                    | "FailureRows" >> FailureRows(dates))
+    ((rows, failure_rows) | "AllRows" >> beam.Flatten(), wavs) | "Lake" >> WriteLake(opts.output, dates)

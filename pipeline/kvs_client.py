@@ -1,0 +1,272 @@
+"""Talking to Kinesis Video Streams' archived media the way a nightly batch must.
+
+botocore gives us the wire protocol, not the operational rules that sank the existing tools
+(shared/domain/kvs.md §4.3-4.4, §6.11):
+- ``ClientLimitExceededException`` is HTTP 400 and botocore never retries it: we back off with
+  exponential delay and full jitter, as we do for 5xx, connection errors and cut-off bodies;
+- every stream allows 5 requests/s per API, so each worker paces its own calls per (stream, API);
+- GetDataEndpoint is itself limited, so its answer is cached per worker per (stream, API);
+- ListFragments is paginated and unordered: every page is read and the result sorted by the
+  integer fragment number (never a float: the numbers have 47 digits);
+- GetMediaForFragmentList bodies are parsed while they stream in, and a retry asks only for the
+  fragments that did not arrive whole.
+"""
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from pipeline import mkv_parser
+
+LIST_FRAGMENTS = "LIST_FRAGMENTS"
+GET_MEDIA_FOR_FRAGMENT_LIST = "GET_MEDIA_FOR_FRAGMENT_LIST"
+MAX_FRAGMENTS_PER_REQUEST = 1000
+RETRYABLE_CODES = {"ClientLimitExceededException", "InternalFailure", "ServiceUnavailable",
+                   "ThrottlingException", "InternalServerError"}
+
+
+class KvsError(Exception):
+    """A KVS call that failed for good; ``reason`` is the failures-table code."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class ListedFragment:
+    number: str
+    producer_ms: int
+    server_ms: int
+    duration_ms: int
+    size: int
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 6
+    base_delay_s: float = 0.2
+    max_delay_s: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^attempt)]."""
+        return self.rng.uniform(0, min(self.max_delay_s, self.base_delay_s * (2 ** attempt)))
+
+
+class RateLimiter:
+    """At most ``rate`` calls per second per key, spaced evenly, shared by a worker's threads."""
+
+    def __init__(self, rate: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.interval = 1.0 / rate
+        self.clock, self.sleep = clock, sleep
+        self._next: dict[tuple, float] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, key: tuple) -> None:
+        with self._lock:
+            now = self.clock()
+            at = max(now, self._next.get(key, now))
+            self._next[key] = at + self.interval
+        if at > now:
+            self.sleep(at - now)
+
+
+def error_code(exc: BaseException) -> str | None:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return exc.response.get("Error", {}).get("Code")
+    return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(exc) in RETRYABLE_CODES or status >= 500
+    return isinstance(exc, (botocore.exceptions.ConnectionError,
+                            botocore.exceptions.HTTPClientError,
+                            botocore.exceptions.ResponseStreamingError,
+                            botocore.exceptions.IncompleteReadError,
+                            botocore.exceptions.ReadTimeoutError,
+                            ConnectionError, TimeoutError))
+
+
+def _fatal_reason(exc: BaseException) -> str:
+    code = error_code(exc)
+    if code == "ResourceNotFoundException":
+        return "stream_not_found"
+    if code == "InvalidArgumentException" and "retention" in str(exc):
+        return "outside_retention"
+    if code == "NotAuthorizedException":
+        return "not_authorized"
+    return "kvs_error"
+
+
+class KvsArchive:
+    """One worker's view of KVS archived media: cached endpoints, paced and retried calls."""
+
+    _shared_endpoints: dict[tuple[str, str, str], str] = {}
+    _shared_limiter = RateLimiter()
+
+    def __init__(self, *, endpoint_url: str | None = None, region: str | None = None,
+                 retry: RetryPolicy | None = None, limiter: RateLimiter | None = None,
+                 read_size: int = 1 << 16):
+        self.endpoint_url = endpoint_url or os.environ.get("VOICELAKE_KVS_ENDPOINT_URL")
+        self.region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter or self._shared_limiter
+        self.read_size = read_size
+        # botocore's own retries would double-count against our pacing; we own retrying.
+        self._config = botocore.config.Config(retries={"total_max_attempts": 1},
+                                              read_timeout=120, connect_timeout=10)
+        self._control = boto3.client("kinesisvideo", endpoint_url=self.endpoint_url,
+                                     region_name=self.region, config=self._config)
+        self._media_clients: dict[str, object] = {}
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _call(self, key: tuple, fn: Callable[[], object]):
+        for attempt in range(self.retry.max_attempts):
+            self.limiter.wait(key)
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - sorted into retryable / fatal below
+                if not is_retryable(exc):
+                    raise KvsError(_fatal_reason(exc), str(exc)) from exc
+                if attempt + 1 == self.retry.max_attempts:
+                    code = error_code(exc) or type(exc).__name__
+                    reason = "throttled" if code == "ClientLimitExceededException" else "kvs_unavailable"
+                    raise KvsError(reason, f"gave up after {attempt + 1} attempts: {exc}") from exc
+                self.retry.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable")
+
+    def data_endpoint(self, stream_arn: str, api: str) -> str:
+        key = (self.endpoint_url or "", stream_arn, api)
+        cached = self._shared_endpoints.get(key)
+        if cached is None:
+            response = self._call((stream_arn, "GET_DATA_ENDPOINT"), lambda: self._control.get_data_endpoint(
+                StreamARN=stream_arn, APIName=api))
+            cached = self._shared_endpoints[key] = response["DataEndpoint"]
+        return cached
+
+    def _media(self, stream_arn: str, api: str):
+        url = self.data_endpoint(stream_arn, api)
+        client = self._media_clients.get(url)
+        if client is None:
+            client = self._media_clients[url] = boto3.client(
+                "kinesis-video-archived-media", endpoint_url=url, region_name=self.region,
+                config=self._config)
+        return client
+
+    # -- control plane -------------------------------------------------------------------------
+    def stream_arns(self, name_prefix: str) -> list[str]:
+        """Streams whose name begins with ``name_prefix`` (Chime: one Voice Connector's pool)."""
+        arns, token = [], None
+        while True:
+            kwargs = {"MaxResults": 1000,
+                      "StreamNameCondition": {"ComparisonOperator": "BEGINS_WITH",
+                                              "ComparisonValue": name_prefix}}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._call(("*", "LIST_STREAMS"), lambda: self._control.list_streams(**kwargs))
+            arns += [s["StreamARN"] for s in page.get("StreamInfoList", [])]
+            token = page.get("NextToken")
+            if not token:
+                return sorted(arns)
+
+    # -- archived media ------------------------------------------------------------------------
+    def list_fragments(self, stream_arn: str, start_ms: int, end_ms: int,
+                       selector: str = "SERVER_TIMESTAMP") -> list[ListedFragment]:
+        """Every fragment whose start lies in [start_ms, end_ms], sorted by fragment number."""
+        client = self._media(stream_arn, LIST_FRAGMENTS)
+        found: dict[str, ListedFragment] = {}
+        token = None
+        while True:
+            kwargs = {"StreamARN": stream_arn, "MaxResults": 1000}
+            if token:
+                kwargs["NextToken"] = token
+            else:
+                kwargs["FragmentSelector"] = {
+                    "FragmentSelectorType": selector,
+                    "TimestampRange": {"StartTimestamp": start_ms / 1000,
+                                       "EndTimestamp": end_ms / 1000}}
+            page = self._call((stream_arn, LIST_FRAGMENTS), lambda: client.list_fragments(**kwargs))
+            for f in page.get("Fragments", []):
+                found[f["FragmentNumber"]] = ListedFragment(
+                    number=f["FragmentNumber"],
+                    producer_ms=round(f["ProducerTimestamp"].timestamp() * 1000),
+                    server_ms=round(f["ServerTimestamp"].timestamp() * 1000),
+                    duration_ms=int(f.get("FragmentLengthInMilliseconds", 0)),
+                    size=int(f.get("FragmentSizeInBytes", 0)))
+            token = page.get("NextToken")
+            if not token:
+                return sorted(found.values(), key=lambda f: int(f.number))
+
+    def get_fragments(self, stream_arn: str, numbers: Iterable[str]) -> "FetchResult":
+        """Fetch fragments by number, parsing the body as it streams; retry only what is missing.
+
+        A fragment counts as received when it arrived whole (not cut by the end of the body).
+        In-band ``FRAGMENT_NOT_FOUND`` chunks are retried too (KVS is eventually consistent right
+        after ingestion) and reported as missing if they persist.
+        """
+        wanted = list(dict.fromkeys(numbers))
+        if not 0 < len(wanted) <= MAX_FRAGMENTS_PER_REQUEST:
+            raise ValueError(f"{len(wanted)} fragments: GetMediaForFragmentList takes 1 to 1000")
+        client = self._media(stream_arn, GET_MEDIA_FOR_FRAGMENT_LIST)
+        result = FetchResult()
+        pending = wanted
+        last_problem = ""
+        for attempt in range(self.retry.max_attempts):
+            self.limiter.wait((stream_arn, GET_MEDIA_FOR_FRAGMENT_LIST))
+            try:
+                response = client.get_media_for_fragment_list(StreamARN=stream_arn, Fragments=pending)
+                self._consume(response["Payload"], result)
+            except mkv_parser.ParseError as exc:
+                raise KvsError("corrupt_media", str(exc)) from exc
+            except Exception as exc:  # noqa: BLE001 - sorted into retryable / fatal
+                if not is_retryable(exc):
+                    raise KvsError(_fatal_reason(exc), str(exc)) from exc
+                last_problem = f"{error_code(exc) or type(exc).__name__}: {exc}"
+            pending = [n for n in wanted if n not in result.fragments]
+            if not pending:
+                break
+            if not last_problem:
+                last_problem = "incomplete response"
+            if attempt + 1 < self.retry.max_attempts:
+                self.retry.sleep(self.retry.delay(attempt))
+        result.missing = {n: result.errors.get(n, last_problem or "not returned")
+                          for n in wanted if n not in result.fragments}
+        result.attempts = attempt + 1
+        return result
+
+    def _consume(self, payload, result: "FetchResult") -> None:
+        try:
+            for fragment in mkv_parser.iter_fragments(payload, read_size=self.read_size):
+                result.bytes_read += fragment.size if hasattr(fragment, "size") else 0
+                number = fragment.fragment_number
+                if number is None:
+                    continue
+                if fragment.error is not None:
+                    result.errors[number] = fragment.error.code
+                elif not fragment.truncated:
+                    result.fragments[number] = fragment
+                    result.errors.pop(number, None)
+        finally:
+            payload.close()
+
+
+@dataclass
+class FetchResult:
+    fragments: dict = field(default_factory=dict)  # number -> mkv_parser.Fragment
+    errors: dict = field(default_factory=dict)  # number -> in-band error code
+    missing: dict = field(default_factory=dict)  # number -> why it never arrived
+    bytes_read: int = 0
+    attempts: int = 0

@@ -1,0 +1,102 @@
+"""CallSpec -> FragmentRange: which fragments of which streams hold a call, in requests of <= 1000.
+
+ListFragments selects by fragment *start*, so the fragment holding the call's first instant starts
+before the window: the window is padded by the longest fragment KVS allows, and the record's own
+start/stop fragment numbers bound the list where the record has them (kvs.md §6.7).  Fusion would
+keep a call's ranges on the worker that listed them, so the transform ends with a Reshuffle
+(beam.md §3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from pipeline.kvs_client import KvsArchive, KvsError, ListedFragment, RetryPolicy
+from pipeline.model import CallSpec, Failure, StreamSpan
+from transforms.common import FAILURES, call_failure
+
+NAMESPACE = "voicelake.fragments"
+
+
+@dataclass(frozen=True)
+class FragmentRange:
+    call: CallSpec
+    stream_index: int  # which StreamSpan of the call (discovered streams get their own indexes)
+    stream_arn: str
+    channel: int | None
+    fragments: tuple[ListedFragment, ...]
+    range_index: int
+
+
+def clip_to_record(fragments: list[ListedFragment], span: StreamSpan) -> list[ListedFragment]:
+    """Keep fragments between the record's start and stop fragment numbers, where it has them."""
+    low = int(span.start_fragment) if span.start_fragment else None
+    high = int(span.stop_fragment) if span.stop_fragment else None
+    return [f for f in fragments
+            if (low is None or int(f.number) >= low) and (high is None or int(f.number) <= high)]
+
+
+def split_ranges(fragments: list[ListedFragment], size: int) -> list[tuple[ListedFragment, ...]]:
+    if not 1 <= size <= 1000:
+        raise ValueError("fragments per range must be 1-1000")
+    return [tuple(fragments[i:i + size]) for i in range(0, len(fragments), size)]
+
+
+class _PlanRanges(beam.DoFn):
+    def __init__(self, *, endpoint_url, region, selector, pad_ms, per_range, max_attempts):
+        self.endpoint_url, self.region = endpoint_url, region
+        self.selector, self.pad_ms, self.per_range = selector, pad_ms, per_range
+        self.max_attempts = max_attempts
+        self.listed = Metrics.counter(NAMESPACE, "fragments_listed")
+        self.ranges = Metrics.counter(NAMESPACE, "ranges")
+
+    def setup(self):
+        self.archive = KvsArchive(endpoint_url=self.endpoint_url, region=self.region,
+                                  retry=RetryPolicy(max_attempts=self.max_attempts))
+
+    def _streams(self, call: CallSpec):
+        """(stream index, arn, span) for every stream to read, discovering Chime pools."""
+        index = 0
+        for span in call.streams:
+            arns = [span.stream_arn] if span.stream_arn else self.archive.stream_arns(span.discover_prefix)
+            for arn in arns:
+                yield index, arn, span
+                index += 1
+
+    def process(self, call: CallSpec):
+        try:
+            planned = []
+            for index, arn, span in self._streams(call):
+                listed = self.archive.list_fragments(
+                    arn, span.start_ms - self.pad_ms, span.end_ms + self.pad_ms, self.selector)
+                listed = clip_to_record(listed, span)
+                self.listed.inc(len(listed))
+                planned += [(index, arn, span, chunk) for chunk in split_ranges(listed, self.per_range)]
+        except KvsError as exc:
+            yield beam.pvalue.TaggedOutput(FAILURES, call_failure(call, "fragments", exc.reason, exc.detail))
+            return
+        if not planned:
+            yield beam.pvalue.TaggedOutput(FAILURES, call_failure(
+                call, "fragments", "no_fragments", "ListFragments found no fragment in the call window"))
+            return
+        for range_index, (index, arn, span, chunk) in enumerate(planned):
+            self.ranges.inc()
+            yield FragmentRange(call=call, stream_index=index, stream_arn=arn, channel=span.channel,
+                                fragments=chunk, range_index=range_index)
+
+
+class PlanFragmentRanges(beam.PTransform):
+    """CallSpec -> FragmentRange (main output) and Failure (tag ``failures``), reshuffled."""
+
+    def __init__(self, *, endpoint_url=None, region=None, selector="SERVER_TIMESTAMP",
+                 pad_ms=10_000, fragments_per_range=1000, max_attempts=6):
+        super().__init__()
+        self.fn = _PlanRanges(endpoint_url=endpoint_url, region=region, selector=selector,
+                              pad_ms=pad_ms, per_range=fragments_per_range, max_attempts=max_attempts)
+
+    def expand(self, calls):
+        planned = calls | "ListFragments" >> beam.ParDo(self.fn).with_outputs(FAILURES, main="ranges")
+        ranges = planned.ranges | "SpreadRanges" >> beam.Reshuffle()
+        return ranges, planned[FAILURES]

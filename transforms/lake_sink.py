@@ -1,0 +1,131 @@
+"""Rows and WAVs -> the lake: Hive-partitioned Parquet with deterministic names, and no stale files.
+
+Beam's WriteToParquet / fileio.WriteToFiles lose rows on Hive paths or duplicate them when a re-run
+shards differently (beam.md §3), so every (table, date, partition) is grouped and written by one
+DoFn under fixed names ``part-00000.parquet``...; a final step deletes whatever a previous run left
+under the run's dates that this run did not write.  A re-run of a date therefore leaves exactly the
+same files with the same bytes.
+"""
+from __future__ import annotations
+
+import io
+import re
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from schemas import tables
+
+NAMESPACE = "voicelake.lake"
+AUDIO = "audio"
+ROWS_PER_FILE = 200_000
+SAFE_PART = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+SORT_KEYS = {
+    "calls": ("call_id",),
+    "channels": ("call_id", "channel"),
+    "segments": ("call_id", "channel", "start_ms"),
+    "failures": ("stage", "reason", "source_key", "source_offset", "call_id"),
+}
+
+
+def safe_part(value: str) -> str:
+    """IDs from records become path parts only through this allow-list."""
+    if not isinstance(value, str) or not SAFE_PART.match(value) or value in (".", ".."):
+        raise ValueError(f"unsafe path part {value!r}")
+    return value
+
+
+def join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+def partition_dir(root: str, table: str, date: str, partition: str) -> str:
+    return join(root, table, f"date={safe_part(date)}", f"voice_connector_id={safe_part(partition)}")
+
+
+def wav_path(root: str, date: str, partition: str, call_id: str, suffix: str = "") -> str:
+    return join(partition_dir(root, AUDIO, date, partition), f"{safe_part(call_id)}{suffix}.wav")
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with FileSystems.create(path, mime_type="application/octet-stream") as f:
+        f.write(data)
+
+
+def _sort_value(value):
+    return (value is None, "" if value is None else value)
+
+
+def parquet_files(table: str, rows: list[dict]) -> list[bytes]:
+    """Deterministic Parquet bytes for one partition's rows, split into files of ROWS_PER_FILE."""
+    keys = SORT_KEYS[table]
+    ordered = sorted(rows, key=lambda r: tuple(_sort_value(r.get(k)) for k in keys))
+    files = []
+    for start in range(0, max(len(ordered), 1), ROWS_PER_FILE):
+        buffer = io.BytesIO()
+        pq.write_table(tables.rows_to_table(table, ordered[start:start + ROWS_PER_FILE]), buffer,
+                       compression="snappy")
+        files.append(buffer.getvalue())
+    return files
+
+
+class _WritePartition(beam.DoFn):
+    def __init__(self, root: str):
+        self.root = root
+        self.files = Metrics.counter(NAMESPACE, "parquet_files")
+
+    def process(self, element):
+        (table, date, partition), rows = element
+        folder = partition_dir(self.root, table, date, partition)
+        for n, data in enumerate(parquet_files(table, list(rows))):
+            path = join(folder, f"part-{n:05d}.parquet")
+            write_bytes(path, data)
+            self.files.inc()
+            yield path
+
+
+class _RemoveStale(beam.DoFn):
+    """Delete files under the run's dates that this run did not write (a previous run's leftovers)."""
+
+    def __init__(self, root: str, dates: list[str]):
+        self.root, self.dates = root, dates
+        self.removed = Metrics.counter(NAMESPACE, "stale_files_removed")
+
+    def process(self, written: list[str]):
+        keep = set(written)
+        stale = []
+        for table in (*tables.TABLES, AUDIO):
+            for date in self.dates:
+                pattern = join(self.root, table, f"date={date}", "*", "*")
+                for match in FileSystems.match([pattern])[0].metadata_list:
+                    if match.path not in keep:
+                        stale.append(match.path)
+        if stale:
+            FileSystems.delete(sorted(stale))
+            self.removed.inc(len(stale))
+        yield len(stale)
+
+
+class WriteLake(beam.PTransform):
+    """(table, date, partition, row) and written WAV paths -> Parquet partitions, stale files removed."""
+
+    def __init__(self, root: str, dates: list[str]):
+        super().__init__()
+        self.root, self.dates = root, dates
+
+    def expand(self, inputs):
+        rows, wav_paths = inputs
+        parquet = (
+            rows
+            | "ByPartition" >> beam.Map(lambda r: ((r[0], r[1], r[2]), r[3]))
+            | "GroupPartitions" >> beam.GroupByKey()
+            | "WritePartitions" >> beam.ParDo(_WritePartition(self.root))
+        )
+        return (
+            (parquet, wav_paths)
+            | "AllWritten" >> beam.Flatten()
+            | "CollectWritten" >> beam.combiners.ToList()
+            | "RemoveStale" >> beam.ParDo(_RemoveStale(self.root, self.dates))
+        )
