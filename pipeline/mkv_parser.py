@@ -52,6 +52,7 @@ header, so the parser cannot spin.
 from __future__ import annotations
 
 import io
+import re
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -114,12 +115,11 @@ _ERROR_CODE_TAGS = ("AWS_KINESISVIDEO_ERROR_CODE", "AWS_KINESISVIDEO_EXCEPTION_E
 _ERROR_ID_TAG = "AWS_KINESISVIDEO_ERROR_ID"
 _ERROR_MESSAGE_TAG = "AWS_KINESISVIDEO_EXCEPTION_MESSAGE"
 _MIME_TYPE_TAG = "MimeType"
+_DECIMAL_SECONDS = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
 
 # Width of an element ID / a size vint, indexed by its first byte (0 = invalid).  IDs are at most
 # 4 bytes (EBMLMaxIDLength), sizes at most 8.
-_ID_WIDTH = bytes(4 if b >= 0x10 else 0 for b in range(256))
-_ID_WIDTH = bytes(1 if b >= 0x80 else 2 if b >= 0x40 else 3 if b >= 0x20 else w
-                  for b, w in enumerate(_ID_WIDTH))
+_ID_WIDTH = bytes(9 - b.bit_length() if b >= 0x10 else 0 for b in range(256))
 _SIZE_WIDTH = bytes(9 - b.bit_length() if b else 0 for b in range(256))
 _SIZE_MASK = [0] + [(1 << (7 * w)) - 1 for w in range(1, 9)]  # also the "unknown size" value
 
@@ -300,12 +300,11 @@ def _text(buf: bytes, start: int, end: int) -> str:
 
 def _seconds_to_ms(value: str | None) -> int | None:
     """``"1782912654.536"`` -> 1782912654536, exactly (no float); None if not a decimal number."""
-    if value is None:
+    match = _DECIMAL_SECONDS.fullmatch(value.strip()) if value is not None else None
+    if match is None:
         return None
-    whole, _, frac = value.strip().partition(".")
-    if not (whole.isdigit() and (frac.isdigit() or not frac)) or not whole.isascii() or not frac.isascii():
-        return None
-    return int(whole) * 1000 + int((frac + "000")[:3])
+    whole, frac = match.groups()
+    return int(whole) * 1000 + int(((frac or "") + "000")[:3])
 
 
 def _mime_audio(mime: str | None) -> tuple[int | None, int | None]:
@@ -473,13 +472,15 @@ def _block_run(frames: dict, buf: bytes, p: int, header_len: int, size: int, rel
     the next element's header bytes with this one's skips re-decoding them.  ``stop`` bounds the
     bytes that are both buffered and inside the parent.  Returns the position after the run.
     """
+    if size < 4:
+        raise ParseError("SimpleBlock shorter than a block header", base + p)
     step = header_len + size
     header = buf[p:p + header_len]
     startswith = buf.startswith
     while True:
         q = p + header_len
         track = buf[q]
-        if size >= 4 and track & 0x80 and not buf[q + 3] & 0x06:  # 1-byte track number, no lacing
+        if track & 0x80 and not buf[q + 3] & 0x06:  # 1-byte track number, no lacing
             timecode = buf[q + 1] << 8 | buf[q + 2]
             out = frames.get(track & 0x7F)
             if out is None:

@@ -152,6 +152,7 @@ class SplitError(ValueError):
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BETWEEN = re.compile(r"[\s\ufeff\x00]*")  # whitespace, BOMs and NUL padding between records
+_GAP_CHARS = " \t\r\n\ufeff\x00"
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of non-UTF-8 bytes
 _DECODER = json.JSONDecoder()
 
@@ -212,16 +213,22 @@ def _gunzip(data: bytes) -> tuple[bytes, SplitError | None]:
 
 
 def _resync(text: str, broken_at: int) -> int:
-    """Where the next record starts after a broken one at ``broken_at``.
+    """Where the next record starts after a broken one at ``broken_at``: the next ``{`` that
 
-    The next ``{`` that opens a complete object followed (after whitespace) by another ``{`` or
-    by the end: a nested object inside the broken record is followed by ``,``/``}``/``]`` and is
-    skipped, while a record after a truncated one is found even without ``}`` before it. A record
-    followed by garbage is lost with the garbage. Cost: the size of the broken region times its
-    nesting depth.
+    * follows a ``}`` with only whitespace between (``}{`` never occurs in valid JSON outside
+      strings, so this is a record boundary even if the record there is broken too), or
+    * opens a complete object followed, after whitespace, by another ``{`` or the end (finds the
+      record after a truncated one, which has no ``}`` before it).
+
+    Objects nested in the broken record are preceded by ``:``/``,``/``[`` and followed by
+    ``,``/``}``/``]``, so they are skipped. A record between garbage and garbage is lost with it.
+    Cost: the size of the broken region times its nesting depth.
     """
     pos = text.find("{", broken_at + 1)
     while pos != -1:
+        before = len(text[broken_at + 1:pos].rstrip(_GAP_CHARS)) + broken_at
+        if text[before] == "}" and before > broken_at:
+            return pos
         try:
             _, end = _DECODER.raw_decode(text, pos)
         except (json.JSONDecodeError, RecursionError):
@@ -375,7 +382,7 @@ def _iso_ms(value: object, label: str) -> int | None:
 def _epoch_ms_or_iso(value: object, label: str) -> int | None:
     """A contact-attribute timestamp: epoch-ms digits (what flows copy from the media-stream
     attributes) or ISO; None when absent."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 16:
         return _in_range(int(value), label)
     return _iso_ms(_text(value, label), label)
 
@@ -814,7 +821,8 @@ def _leg_spans(legs: list[_Leg], sdr: SdrRecord | None, events: list[StreamingEv
 def _label_order(label: str | None) -> tuple[int, int, str]:
     if label is None:
         return (2, 0, "")
-    return (0, int(label), "") if label.isascii() and label.isdigit() else (1, 0, label)
+    numeric = label.isascii() and label.isdigit() and len(label) <= 18
+    return (0, int(label), "") if numeric else (1, 0, label)
 
 
 def _roles(legs: list[_Leg], events: list[StreamingEvent], direction: str | None,
