@@ -115,6 +115,8 @@ _ERROR_CODE_TAGS = ("AWS_KINESISVIDEO_ERROR_CODE", "AWS_KINESISVIDEO_EXCEPTION_E
 _ERROR_ID_TAG = "AWS_KINESISVIDEO_ERROR_ID"
 _ERROR_MESSAGE_TAG = "AWS_KINESISVIDEO_EXCEPTION_MESSAGE"
 _MIME_TYPE_TAG = "MimeType"
+_CACHE_ENTRIES = 64  # memoized Tags / Tracks payloads (see _Parser._tags)
+_CACHE_KEY_MAX = 4096
 _DECIMAL_SECONDS = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
 
 # Width of an element ID / a size vint, indexed by its first byte (0 = invalid).  IDs are at most
@@ -270,8 +272,9 @@ def _decode_header(buf: bytes, p: int, end: int, base: int) -> tuple[int, int | 
     return eid, (None if size == _SIZE_MASK[size_width] else size), q - p
 
 
-def _children(buf: bytes, p: int, end: int, base: int) -> Iterator[tuple[int, int, int]]:
+def _children(buf: bytes, p: int, end: int, base: int) -> list[tuple[int, int, int]]:
     """(id, payload start, payload end) of each child in the fully buffered region [p, end)."""
+    out = []
     while p < end:
         header = _decode_header(buf, p, end, base)
         if header is None:
@@ -280,10 +283,11 @@ def _children(buf: bytes, p: int, end: int, base: int) -> Iterator[tuple[int, in
         if size is None:
             raise ParseError(f"element 0x{eid:X} has unknown size inside a sized element", base + p)
         start = p + header_len
-        if start + size > end:
-            raise ParseError(f"element 0x{eid:X} extends beyond its parent", base + p)
-        yield eid, start, start + size
         p = start + size
+        if p > end:
+            raise ParseError(f"element 0x{eid:X} extends beyond its parent", base + start - header_len)
+        out.append((eid, start, p))
+    return out
 
 
 def _uint(buf: bytes, start: int, end: int, base: int) -> int:
@@ -493,9 +497,51 @@ def _block_run(frames: dict, buf: bytes, p: int, header_len: int, size: int, rel
             return p
 
 
+def _remember(cache: dict, key: bytes, value) -> None:
+    if len(key) <= _CACHE_KEY_MAX:
+        if len(cache) >= _CACHE_ENTRIES:
+            cache.clear()
+        cache[key] = value
+
+
+def _simple_tag(found: list, buf: bytes, start: int, end: int, base: int) -> None:
+    name = value = None
+    for eid, a, b in _children(buf, start, end, base):
+        if eid == TAG_NAME:
+            name = _text(buf, a, b)
+        elif eid == TAG_STRING:
+            value = _text(buf, a, b)
+        elif eid == SIMPLE_TAG:  # nested tags are flattened into the same dict
+            _simple_tag(found, buf, a, b, base)
+    if name is not None and value is not None:
+        found.append((name, value))
+
+
+def _track_entry(buf: bytes, start: int, end: int, base: int) -> _TrackEntry:
+    entry = _TrackEntry(0)
+    for eid, a, b in _children(buf, start, end, base):
+        if eid == TRACK_NUMBER:
+            entry.number = _uint(buf, a, b, base)
+        elif eid == TRACK_NAME:
+            entry.name = _text(buf, a, b)
+        elif eid == CODEC_ID:
+            entry.codec_id = _text(buf, a, b)
+        elif eid == AUDIO:
+            for cid, c, d in _children(buf, a, b, base):
+                if cid == SAMPLING_FREQUENCY and d - c in (4, 8):
+                    rate = struct.unpack(">f" if d - c == 4 else ">d", buf[c:d])[0]
+                    if 1 <= rate < 1e7:
+                        entry.rate = round(rate)
+                elif cid == CHANNELS:
+                    entry.channels = _uint(buf, c, d, base) or None
+    return entry
+
+
 class _Parser:
     def __init__(self, stream: BinaryIO, read_size: int):
         self.r = _Reader(stream, read_size)
+        self._tag_cache: dict[bytes, tuple[tuple[str, str], ...]] = {}
+        self._track_cache: dict[bytes, dict[int, _TrackEntry]] = {}
 
     def fragments(self) -> Iterator[Fragment]:
         r = self.r
@@ -540,7 +586,8 @@ class _Parser:
     def _peek_header(self) -> tuple[int, int | None, int] | None:
         """The next element's header without consuming it; None at a clean end of the body."""
         r = self.r
-        r.fill(12)
+        if len(r.buf) - r.pos < 12:  # the longest header: 4-byte ID + 8-byte size
+            r.fill(12)
         if r.pos == len(r.buf):
             return None
         header = _decode_header(r.buf, r.pos, len(r.buf), r.base)
@@ -604,53 +651,38 @@ class _Parser:
             else:
                 raise ParseError(f"unexpected element 0x{eid:X} in an unknown-size Segment", offset)
 
-    def _tags(self, frag: _FragmentBuilder, buf: bytes, start: int, end: int) -> None:
-        base = self.r.base
-        for eid, a, b in _children(buf, start, end, base):
-            if eid == TAG:
-                for cid, c, d in _children(buf, a, b, base):
-                    if cid == SIMPLE_TAG:
-                        self._simple_tag(frag, buf, c, d, base)
+    # KVS repeats the producer's Tracks and custom Tags verbatim in every chunk (kvs.md §1.1), so
+    # their parsed form is memoized by payload bytes; the per-fragment AWS tags are not.
 
-    def _simple_tag(self, frag: _FragmentBuilder, buf: bytes, start: int, end: int, base: int) -> None:
-        name = value = None
-        for eid, a, b in _children(buf, start, end, base):
-            if eid == TAG_NAME:
-                name = _text(buf, a, b)
-            elif eid == TAG_STRING:
-                value = _text(buf, a, b)
-            elif eid == SIMPLE_TAG:  # nested tags are flattened into the same dict
-                self._simple_tag(frag, buf, a, b, base)
-        if name is not None and value is not None:
-            frag.tags[name] = value
+    def _tags(self, frag: _FragmentBuilder, buf: bytes, start: int, end: int) -> None:
+        key = buf[start:end]
+        pairs = self._tag_cache.get(key)
+        if pairs is None:
+            found: list[tuple[str, str]] = []
+            base = self.r.base
+            for eid, a, b in _children(buf, start, end, base):
+                if eid == TAG:
+                    for cid, c, d in _children(buf, a, b, base):
+                        if cid == SIMPLE_TAG:
+                            _simple_tag(found, buf, c, d, base)
+            pairs = tuple(found)
+            if not any(name.startswith(_AWS_PREFIX) for name, _ in pairs):
+                _remember(self._tag_cache, key, pairs)
+        frag.tags.update(pairs)
 
     def _tracks(self, frag: _FragmentBuilder, buf: bytes, start: int, end: int) -> None:
-        base = self.r.base
-        for eid, a, b in _children(buf, start, end, base):
-            if eid != TRACK_ENTRY:
-                continue
-            entry = _TrackEntry(0)
-            for cid, c, d in _children(buf, a, b, base):
-                if cid == TRACK_NUMBER:
-                    entry.number = _uint(buf, c, d, base)
-                elif cid == TRACK_NAME:
-                    entry.name = _text(buf, c, d)
-                elif cid == CODEC_ID:
-                    entry.codec_id = _text(buf, c, d)
-                elif cid == AUDIO:
-                    self._audio(entry, buf, c, d, base)
-            if entry.number:  # TrackNumber 0 / absent is invalid Matroska: no block can refer to it
-                frag.entries[entry.number] = entry
-
-    @staticmethod
-    def _audio(entry: _TrackEntry, buf: bytes, start: int, end: int, base: int) -> None:
-        for eid, a, b in _children(buf, start, end, base):
-            if eid == SAMPLING_FREQUENCY and b - a in (4, 8):
-                rate = struct.unpack(">f" if b - a == 4 else ">d", buf[a:b])[0]
-                if 1 <= rate < 1e7:
-                    entry.rate = round(rate)
-            elif eid == CHANNELS:
-                entry.channels = _uint(buf, a, b, base) or None
+        key = buf[start:end]
+        entries = self._track_cache.get(key)
+        if entries is None:
+            entries = {}
+            base = self.r.base
+            for eid, a, b in _children(buf, start, end, base):
+                if eid == TRACK_ENTRY:
+                    entry = _track_entry(buf, a, b, base)
+                    if entry.number:  # TrackNumber 0 / absent is invalid: no block can refer to it
+                        entries[entry.number] = entry
+            _remember(self._track_cache, key, entries)
+        frag.entries.update(entries)
 
     def _info(self, frag: _FragmentBuilder, buf: bytes, start: int, end: int) -> None:
         for eid, a, b in _children(buf, start, end, self.r.base):

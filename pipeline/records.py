@@ -151,8 +151,8 @@ class SplitError(ValueError):
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_BETWEEN = re.compile(r"[\s\ufeff\x00]*")  # whitespace, BOMs and NUL padding between records
-_GAP_CHARS = " \t\r\n\ufeff\x00"
+_GAP_CHARS = " \t\r\n\ufeff\x00"  # whitespace, BOMs and NUL padding between records
+_BETWEEN = re.compile(f"[{_GAP_CHARS}]*")
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of non-UTF-8 bytes
 _DECODER = json.JSONDecoder()
 
@@ -162,7 +162,8 @@ def split_json_objects(data: bytes) -> Iterator[tuple[int, dict | SplitError]]:
     or ``(byte offset, SplitError)`` for a part that is not a usable record.
 
     Accepts gzip (detected by the magic bytes, never by name; concatenated members too), a UTF-8
-    BOM, and records back to back (``}{``) or separated by any whitespace. Offsets count bytes of
+    BOM, and records back to back (``}{``) or separated by JSON whitespace (newline-delimited
+    JSON included), BOMs or NUL padding. Offsets count bytes of
     the decompressed stream, so ``data[offset:]`` of an uncompressed object starts with the
     record. After a broken record the splitter resyncs (see ``_resync``) so the records after it
     still come out. One pass over one decoded string with index positions: linear in the size of
@@ -213,21 +214,22 @@ def _gunzip(data: bytes) -> tuple[bytes, SplitError | None]:
 
 
 def _resync(text: str, broken_at: int) -> int:
-    """Where the next record starts after a broken one at ``broken_at``: the next ``{`` that
+    """Where the next record starts after a broken one at ``broken_at``.
 
-    * follows a ``}`` with only whitespace between (``}{`` never occurs in valid JSON outside
-      strings, so this is a record boundary even if the record there is broken too), or
-    * opens a complete object followed, after whitespace, by another ``{`` or the end (finds the
-      record after a truncated one, which has no ``}`` before it).
-
-    Objects nested in the broken record are preceded by ``:``/``,``/``[`` and followed by
-    ``,``/``}``/``]``, so they are skipped. A record between garbage and garbage is lost with it.
-    Cost: the size of the broken region times its nesting depth.
+    That is the next ``{`` that either follows a ``}`` with only whitespace between (``}{`` never
+    occurs in valid JSON outside strings, so it is a record boundary even if the record there is
+    broken too), or opens a complete object followed, after whitespace, by another ``{`` or the
+    end (the record after a truncated one has no ``}`` before it). Objects nested in the broken
+    record are preceded by ``:``/``,``/``[`` and followed by ``,``/``}``/``]``, so they are
+    skipped. A record squeezed between garbage on both sides is lost with it. Cost: the size of
+    the broken region times its nesting depth.
     """
     pos = text.find("{", broken_at + 1)
     while pos != -1:
-        before = len(text[broken_at + 1:pos].rstrip(_GAP_CHARS)) + broken_at
-        if text[before] == "}" and before > broken_at:
+        before = pos - 1
+        while before > broken_at and text[before] in _GAP_CHARS:
+            before -= 1
+        if before > broken_at and text[before] == "}":
             return pos
         try:
             _, end = _DECODER.raw_decode(text, pos)
@@ -320,7 +322,8 @@ class _Reject(Exception):
 
 
 def _failure(reject: _Reject, *, source: str, source_key: str, offset: int,
-             call_id: object = None, partition_id: object = None, partition_pattern=RECORD_ID) -> Failure:
+             call_id: object = None, partition_id: object = None,
+             partition_pattern: re.Pattern[str] = RECORD_ID) -> Failure:
     return Failure(stage=STAGE, reason=reject.reason, detail=reject.detail, source=source,
                    call_id=safe_path_part(call_id, RECORD_ID),
                    partition_id=safe_path_part(partition_id, partition_pattern),

@@ -203,6 +203,11 @@ def test_a_broken_record_in_the_middle_loses_nothing_after_it():
     assert split(data) == [(0, {"a": 1}), (7, "bad_json"), (14, {"c": 3}), (22, {"d": 4})]
 
 
+def test_broken_records_back_to_back_are_reported_one_by_one():
+    data = b'{"a":1,}{"b":,}\n{"c":3}'
+    assert split(data) == [(0, "bad_json"), (8, "bad_json"), (16, {"c": 3})]
+
+
 def test_objects_nested_in_a_broken_record_are_not_taken_for_records():
     data = b'{"a":1}{"b":{"x":1},"y":[{"z":2}],}{"c":3}'
     assert split(data) == [(0, {"a": 1}), (7, "bad_json"), (35, {"c": 3})]
@@ -459,6 +464,8 @@ def test_an_unsafe_instance_id_fails():
     ({"Attributes": {"customerAudioStreamArn": STREAM_043EE98B}, "DisconnectTimestamp": None}, "missing_field"),
     ({"Attributes": {"customerAudioStreamArn": STREAM_043EE98B,
                      "customerAudioStartTimestamp": "99999999999999999999"}}, "bad_timestamp"),
+    ({"Attributes": {"customerAudioStreamArn": STREAM_043EE98B,
+                     "customerAudioStartTimestamp": "9" * 5000}}, "bad_timestamp"),
 ])
 def test_unusable_ctrs_fail_with_a_reason(changes, reason):
     result = connect_calls(voice_ctr(**changes), source_key="k", offset=9)
@@ -712,6 +719,17 @@ def test_records_of_one_transaction_on_two_voice_connectors_fail():
     events = call_a_events()
     result = chime_call(None, [events[0], replace(events[2], voice_connector_id="othervc")])
     assert result.reason == "inconsistent_records"
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(sorted(event_detail()) + ["endTime", "sdp", "siprecMetadata", "fromNumber"]),
+       value=json_values | st.dictionaries(st.sampled_from(["mediaLabel", "mediaIndex"]), json_values))
+def test_no_event_value_makes_parsing_or_joining_raise(field, value):
+    result = parse_streaming_event(envelope(event_detail(**{field: value})), source_key="k")
+    assert isinstance(result, (StreamingEvent, Failure))
+    if isinstance(result, StreamingEvent):
+        call = chime_call(None, [result, *call_a_events()[1:]])
+        assert isinstance(call, CallSpec) or call.reason in REASONS
 
 
 def test_a_chime_call_needs_an_sdr_or_an_event():
