@@ -6,11 +6,13 @@ Pure functions on whole arrays (shared/domain/dsp.md: never per sample in Python
   AssembledChannel* --align_channels--> (n, k) int16, one column per channel, sample 0 = call start
   int16 --normalise--> float32 at 16 kHz, DC removed (ML WAV path; features use the int16 signal)
   float32 --level_normalise--> peak at -1 dBFS --wav_bytes--> 16-bit PCM WAV file bytes
+  (ml_wav_bytes: the last three in one go, a channel at a time)
 
 Timeline rule: a block stamped ``t`` ms lands at sample ``round((t - start_ms) * rate / 1000)``
 (halves round up).  KVS block timecodes are whole milliseconds, so at 8 and 16 kHz the rule is exact.
 Where blocks overlap, the earliest-starting block keeps its samples (for equal starts, the longer
-one), so a duplicated fragment changes nothing and the result never depends on input order.
+one), so a duplicated fragment changes nothing and arrival order does not matter (of two blocks with
+the same start and length but different bytes, the first given wins).
 """
 from __future__ import annotations
 
@@ -143,7 +145,8 @@ def _gaps(starts: np.ndarray, ends: np.ndarray, n: int, start_ms: int, rate: int
 
 
 def align_channels(channels: Sequence[AssembledChannel]) -> np.ndarray:
-    """Stack channels into an (n, k) int16 array, zero-padding the shorter ones at the end.
+    """Stack channels into an (n, k) int16 array, zero-padding the shorter ones at the end
+    (only channels assembled without ``end_ms`` can differ in length).
 
     All channels must be assembled on the same ``start_ms`` and rate (the call window): their
     sample indices are then the same absolute times, and any missing head is already a Gap.

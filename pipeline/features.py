@@ -11,6 +11,9 @@ Voice activity, method ``energy-v1`` (``VadConfig`` holds every threshold):
      is the 10th percentile of the channel's frame levels; frames above it are "active".
   3. pauses shorter than 200 ms between active runs are bridged (hangover), then runs shorter than
      100 ms are dropped (clicks, blips).  What remains are the channel's speech segments.
+  Limits: zero-filled gaps count as (digital) silence in the noise floor; a channel loud in more
+  than 90 % of its frames (tone, music, speech without pauses) is its own noise floor, and
+  energy-v1 then finds little or no speech in it.
 Frames are a reshape, not ``librosa.util.frame``: with hop = frame it is the same view, and importing
 librosa.util costs seconds per worker (numba) for nothing.
 
@@ -89,7 +92,13 @@ class _Frames:
 
 
 def _db(power):
+    """Mean square (full scale = 1) -> dBFS, floored at SILENCE_DBFS."""
     return 10.0 * np.log10(np.maximum(power, 10.0 ** (SILENCE_DBFS / 10)))
+
+
+def _peak_db(peak: int) -> float:
+    """Largest |sample| -> dBFS, floored at SILENCE_DBFS."""
+    return _round(_db((int(peak) / FULL_SCALE) ** 2))
 
 
 def _frames(x: np.ndarray, frame: int) -> _Frames:
@@ -183,8 +192,7 @@ def _analyse_channel(x: np.ndarray, rate: int, cfg: VadConfig) -> _Channel:
         "segment_count": len(starts),
         "rms_dbfs_mean": _round(speech_level),
         "rms_dbfs_p95": _round(np.percentile(level[speech], 95)) if speech.any() else None,
-        "peak_dbfs": _round(20 * np.log10(max(int(frames.peak.max(initial=0)) / FULL_SCALE,
-                                              10 ** (SILENCE_DBFS / 20)))),
+        "peak_dbfs": _peak_db(frames.peak.max(initial=0)),
         "noise_floor_dbfs": _round(noise),
         "vad_threshold_dbfs": _round(threshold),
         "snr_db": _round(speech_level - noise) if speech_level is not None else None,
@@ -246,9 +254,10 @@ def _turns(chans: list[_Channel]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ends = np.concatenate([ch.seg_end_ms[~b] for ch, b in zip(chans, inside)])
     order = np.lexsort((owner, starts))
     owner, starts, ends = owner[order], starts[order], ends[order]
-    heads = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1]))) if len(owner) \
-        else np.zeros(0, dtype=np.int64)
-    return owner[heads], starts[heads], np.maximum.reduceat(ends, heads) if len(heads) else ends
+    if not len(owner):
+        return owner, starts, ends
+    heads = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1])))
+    return owner[heads], starts[heads], np.maximum.reduceat(ends, heads)
 
 
 def analyse_call(channels: Sequence[np.ndarray] | np.ndarray, sample_rate: int,
@@ -270,6 +279,8 @@ def analyse_call(channels: Sequence[np.ndarray] | np.ndarray, sample_rate: int,
     if len({len(x) for x in channels}) != 1 or not len(channels[0]):
         raise ValueError("channels must be non-empty and of equal length: use align_channels")
     gaps = gaps if gaps is not None else [()] * len(channels)
+    if len(gaps) != len(channels):
+        raise ValueError(f"{len(channels)} channels but gaps for {len(gaps)}")
     chans = [_analyse_channel(x, sample_rate, config) for x in channels]
     duration_ms = chans[0].row["duration_ms"]
 
@@ -301,8 +312,7 @@ def analyse_call(channels: Sequence[np.ndarray] | np.ndarray, sample_rate: int,
             segment_rows.append({
                 "channel": c, "role": roles[c], "segment": i, "start_ms": a, "end_ms": b,
                 "duration_ms": b - a, "rms_dbfs": _round(_db(seg_power[i])),
-                "peak_dbfs": _round(20 * np.log10(max(seg_peak[i] / FULL_SCALE,
-                                                      10 ** (SILENCE_DBFS / 20))))})
+                "peak_dbfs": _peak_db(seg_peak[i])})
 
     speaking = np.sum([ch.speech for ch in chans], axis=0)
     lengths = chans[0].frames.lengths

@@ -225,6 +225,7 @@ class KvsArchive:
         pending = wanted
         last_problem = ""
         for attempt in range(self.retry.max_attempts):
+            last_problem = ""
             self.limiter.wait((stream_arn, GET_MEDIA_FOR_FRAGMENT_LIST))
             try:
                 response = client.get_media_for_fragment_list(StreamARN=stream_arn, Fragments=pending)
@@ -248,19 +249,32 @@ class KvsArchive:
         return result
 
     def _consume(self, payload, result: "FetchResult") -> None:
+        counted = _CountingReader(payload)
         try:
-            for fragment in mkv_parser.iter_fragments(payload, read_size=self.read_size):
-                result.bytes_read += fragment.size if hasattr(fragment, "size") else 0
+            for fragment in mkv_parser.iter_fragments(counted, read_size=self.read_size):
                 number = fragment.fragment_number
                 if number is None:
                     continue
                 if fragment.error is not None:
-                    result.errors[number] = fragment.error.code
+                    result.errors[number] = fragment.error.code or "error chunk"
                 elif not fragment.truncated:
                     result.fragments[number] = fragment
                     result.errors.pop(number, None)
         finally:
+            result.bytes_read += counted.count
             payload.close()
+
+
+class _CountingReader:
+    """Counts the bytes a streamed body delivered, for the bytes_fetched metric."""
+
+    def __init__(self, raw):
+        self.raw, self.count = raw, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.count += len(data)
+        return data
 
 
 @dataclass

@@ -40,7 +40,10 @@ the block's time, as Matroska defines no per-frame time inside a lace.
 Truncation: a body that ends inside an element yields every complete block, never a cut block's
 partial payload, and the last fragment has ``truncated=True``.  A body that ends exactly between
 two children of an unknown-size element cannot be told apart from a complete one and is not
-flagged.  A chunk whose EBML header is followed by EOF is flagged too.
+flagged.  A chunk whose EBML header is followed by EOF is flagged too, and a body cut inside its
+very first element header yields one empty fragment with ``truncated=True``.  A cut inside the
+first bytes of a chunk's EBML header (before its ID is complete) flags the previous fragment: the
+parser cannot yet tell that a new chunk began.
 
 Errors: malformed input raises :class:`ParseError` (with the absolute byte offset) and nothing
 else.  Sizes are checked before anything is read: an element claiming more than its sized parent
@@ -175,6 +178,7 @@ class Fragment:
     """One chunk of the body: a KVS fragment, or an in-band error chunk when ``error`` is set."""
     index: int  # position of the chunk in the body, from 0
     byte_offset: int  # absolute offset of the chunk's first byte
+    size: int  # bytes from byte_offset to the next chunk or the end of the body
     fragment_number: str | None  # a decimal string; compare as int
     producer_ms: int | None
     server_ms: int | None
@@ -353,13 +357,13 @@ class _FragmentBuilder:
         self.first_timecode: int | None = None
         self.truncated = False
 
-    def finish(self) -> Fragment:
+    def finish(self, end_offset: int) -> Fragment:
         aws = {k: v for k, v in self.tags.items() if k.startswith(_AWS_PREFIX)}
         custom = {k: v for k, v in self.tags.items() if not k.startswith(_AWS_PREFIX)}
         producer_ms = _seconds_to_ms(next((aws[k] for k in _PRODUCER_TAGS if k in aws), None))
         server_ms = _seconds_to_ms(next((aws[k] for k in _SERVER_TAGS if k in aws), None))
         return Fragment(
-            index=self.index, byte_offset=self.byte_offset,
+            index=self.index, byte_offset=self.byte_offset, size=end_offset - self.byte_offset,
             fragment_number=aws.get(_FRAGMENT_NUMBER), producer_ms=producer_ms, server_ms=server_ms,
             tags=custom, aws_tags=aws, tracks=self._tracks(producer_ms, custom.get(_MIME_TYPE_TAG)),
             error=self._error(aws), truncated=self.truncated,
@@ -558,7 +562,7 @@ class _Parser:
                     if current is not None:
                         if not current.has_segment:
                             raise ParseError("EBML header not followed by a Segment", offset)
-                        yield current.finish()
+                        yield current.finish(offset)
                     current = _FragmentBuilder(index, offset)
                     index += 1
                 if eid == EBML:
@@ -579,7 +583,7 @@ class _Parser:
                 break
         if current is not None:
             current.truncated |= not current.has_segment
-            yield current.finish()
+            yield current.finish(r.base + len(r.buf))  # at EOF: everything was read
 
     # -- element plumbing -------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ SORT_KEYS = {
     "calls": ("call_id",),
     "channels": ("call_id", "channel"),
     "segments": ("call_id", "channel", "start_ms"),
+    "gaps": ("call_id", "channel", "start_ms"),
     "failures": ("stage", "reason", "source_key", "source_offset", "call_id"),
 }
 
@@ -45,8 +46,10 @@ def partition_dir(root: str, table: str, date: str, partition: str) -> str:
     return join(root, table, f"date={safe_part(date)}", f"voice_connector_id={safe_part(partition)}")
 
 
-def wav_path(root: str, date: str, partition: str, call_id: str, suffix: str = "") -> str:
-    return join(partition_dir(root, AUDIO, date, partition), f"{safe_part(call_id)}{suffix}.wav")
+def wav_relpath(date: str, partition: str, call_id: str, suffix: str = "") -> str:
+    """Where a call's WAV sits below the lake root (the calls.wav_path column)."""
+    return f"{AUDIO}/date={safe_part(date)}/voice_connector_id={safe_part(partition)}/" \
+           f"{safe_part(call_id)}{suffix}.wav"
 
 
 def write_bytes(path: str, data: bytes) -> None:

@@ -1,0 +1,224 @@
+"""``voicelake extract BODY --out DIR``: per-track WAV files and a summary from a saved KVS body.
+
+For every track (by name) ``DIR/<name>.wav`` holds exactly that track's frame payloads, put in
+timeline order (by absolute frame time; frames with equal times keep body order), as 16-bit PCM
+at the track's rate and channel count.  Holes in the timeline (a frame starting at least 1 ms after
+the previous frame's end, end = time + payload bytes / 2 / channels / rate) are always listed in
+the summary as gaps; ``--fill-gaps`` also writes silence into them.
+
+``--contact-id`` / ``--transaction-id`` keep only fragments whose ``ContactId`` / ``TransactionId``
+tag matches (KVS streams are reused across calls, kvs.md §6.8); the others, including fragments
+without the tag, are listed as skipped.  In-band error chunks are listed as errors whatever the
+filter: they carry no tags to filter on.
+
+Exit status: 0 on success (a truncated body is still a success: its complete frames are written
+and the summary says ``"truncated": true``); 1 when the body is malformed: the fragments parsed
+before the error are still written, ``summary.json`` records ``parse_error``, and one line goes to
+stderr; 2 for usage errors or an unreadable BODY.
+
+The frames of all kept fragments are held in memory until the WAVs are written (timeline order
+needs all of them); a saved body is at most a few hundred MB.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import wave
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from pipeline.mkv_parser import Fragment, ParseError, iter_fragments
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def file_stem(track_name: str) -> str:
+    """A file name for a track: characters outside ``[A-Za-z0-9._-]`` become ``_``."""
+    return _UNSAFE.sub("_", track_name)
+
+
+@dataclass
+class _Track:
+    name: str
+    codec_id: str | None
+    sample_rate: int
+    channels: int
+    blocks: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class _Extraction:
+    fragments: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    tracks: dict[str, _Track] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    truncated: bool = False
+    parse_error: dict | None = None
+
+
+def _skip_reason(fragment: Fragment, wanted: dict[str, str]) -> str | None:
+    for tag, value in wanted.items():
+        if tag not in fragment.tags:
+            return f"no {tag} tag"
+        if fragment.tags[tag] != value:
+            return f"{tag} is {fragment.tags[tag]!r}"
+    return None
+
+
+def _fragment_row(fragment: Fragment) -> dict:
+    return {
+        "index": fragment.index,
+        "byte_offset": fragment.byte_offset,
+        "fragment_number": fragment.fragment_number,
+        "producer_ms": fragment.producer_ms,
+        "server_ms": fragment.server_ms,
+        "tags": fragment.tags,
+        "truncated": fragment.truncated,
+        "tracks": {
+            name: {"track_number": t.track_number, "blocks": len(t.blocks), "bytes": t.nbytes}
+            for name, t in fragment.tracks.items()
+        },
+    }
+
+
+def _collect(extraction: _Extraction, fragment: Fragment, wanted: dict[str, str]) -> None:
+    extraction.truncated |= fragment.truncated
+    if fragment.error is not None:
+        error = fragment.error
+        extraction.errors.append({
+            "index": fragment.index, "fragment_number": fragment.fragment_number,
+            "code": error.code, "error_id": error.error_id, "message": error.message,
+        })
+        return
+    reason = _skip_reason(fragment, wanted)
+    if reason is not None:
+        extraction.skipped.append({
+            "index": fragment.index, "fragment_number": fragment.fragment_number, "reason": reason,
+        })
+        return
+    extraction.fragments.append(_fragment_row(fragment))
+    for name, audio in fragment.tracks.items():
+        track = extraction.tracks.get(name)
+        if track is None:
+            track = extraction.tracks[name] = _Track(
+                name, audio.codec_id, audio.sample_rate, audio.channels)
+        elif (track.sample_rate, track.channels) != (audio.sample_rate, audio.channels):
+            extraction.warnings.append(
+                f"fragment {fragment.index}: track {name} is {audio.sample_rate} Hz x"
+                f" {audio.channels}, written as {track.sample_rate} Hz x {track.channels}")
+        track.blocks.extend(audio.blocks)
+
+
+def _extract(body: Path, wanted: dict[str, str]) -> _Extraction:
+    extraction = _Extraction()
+    with body.open("rb") as stream:
+        try:
+            for fragment in iter_fragments(stream):
+                _collect(extraction, fragment, wanted)
+        except ParseError as exc:
+            extraction.parse_error = {"message": exc.message, "offset": exc.offset}
+    return extraction
+
+
+def _timeline(track: _Track) -> tuple[list[tuple[int, bytes]], list[tuple[int, int, int, int]]]:
+    """Blocks in time order, and the holes as (index of the block after it, start_ms, end_ms,
+    silent samples)."""
+    blocks = sorted(track.blocks, key=lambda block: block[0])  # stable: equal times keep body order
+    bytes_per_second = 2 * track.channels * track.sample_rate
+    holes = []
+    for i in range(1, len(blocks)):
+        (time_ms, payload), next_ms = blocks[i - 1], blocks[i][0]
+        end_ms = time_ms + Fraction(len(payload) * 1000, bytes_per_second)
+        if next_ms - end_ms >= 1:  # timestamps are whole ms: less is rounding, not a hole
+            samples = round((next_ms - end_ms) * track.sample_rate / 1000)
+            holes.append((i, round(end_ms), next_ms, samples))
+    return blocks, holes
+
+
+def _write_wav(path: Path, track: _Track, blocks: list, holes: list, fill_gaps: bool) -> int:
+    """Write the WAV; returns the number of sample frames written."""
+    silence_before = {i: samples for i, _, _, samples in holes} if fill_gaps else {}
+    written = 0
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(track.channels)
+        wav.setsampwidth(2)
+        wav.setframerate(track.sample_rate)
+        for i, (_, payload) in enumerate(blocks):
+            if i in silence_before:
+                silence = bytes(2 * track.channels * silence_before[i])
+                wav.writeframesraw(silence)
+                written += len(silence)
+            wav.writeframesraw(payload)
+            written += len(payload)
+    return written // (2 * track.channels)
+
+
+def _write_outputs(extraction: _Extraction, out: Path, fill_gaps: bool) -> tuple[list, list]:
+    out.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    track_rows, gap_rows = [], []
+    for track in extraction.tracks.values():
+        stem = file_stem(track.name)
+        while stem in taken:  # two names that sanitize alike must not overwrite each other
+            stem += "_"
+        taken.add(stem)
+        blocks, holes = _timeline(track)
+        samples = _write_wav(out / f"{stem}.wav", track, blocks, holes, fill_gaps)
+        track_rows.append({
+            "name": track.name, "file": f"{stem}.wav", "codec_id": track.codec_id,
+            "sample_rate": track.sample_rate, "channels": track.channels,
+            "blocks": len(blocks), "samples": samples,
+            "duration_ms": samples * 1000 / track.sample_rate,
+            "start_ms": blocks[0][0] if blocks else None,
+            "end_ms": blocks[-1][0] if blocks else None,
+        })
+        gap_rows += [{"track": track.name, "start_ms": start, "end_ms": end} for _, start, end, _ in holes]
+    return track_rows, gap_rows
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voicelake extract",
+        description="Extract per-track WAV files and summary.json from a saved KVS media body.")
+    parser.add_argument("body", type=Path, help="a GetMedia / GetMediaForFragmentList body")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--contact-id", help="keep only fragments tagged with this ContactId")
+    parser.add_argument("--transaction-id", help="keep only fragments tagged with this TransactionId")
+    parser.add_argument("--fill-gaps", action="store_true", help="write silence into timeline holes")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    wanted = {tag: value for tag, value in (("ContactId", args.contact_id),
+                                             ("TransactionId", args.transaction_id)) if value is not None}
+    try:
+        extraction = _extract(args.body, wanted)
+    except OSError as exc:
+        print(f"voicelake extract: cannot read {args.body}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    track_rows, gap_rows = _write_outputs(extraction, args.out, args.fill_gaps)
+    summary = {
+        "body": str(args.body),
+        "filter": {"contact_id": args.contact_id, "transaction_id": args.transaction_id},
+        "fragments": extraction.fragments,
+        "skipped_fragments": extraction.skipped,
+        "errors": extraction.errors,
+        "tracks": track_rows,
+        "gaps": gap_rows,
+        "gaps_filled": args.fill_gaps,
+        "truncated": extraction.truncated,
+        "parse_error": extraction.parse_error,
+        "warnings": extraction.warnings,
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if extraction.parse_error is not None:
+        error = extraction.parse_error
+        print(f"voicelake extract: malformed body: {error['message']} at byte {error['offset']}"
+              f" ({len(extraction.fragments)} fragments before it were written)", file=sys.stderr)
+        return 1
+    return 0
