@@ -11,8 +11,8 @@ tag matches (KVS streams are reused across calls, kvs.md §6.8); the others, inc
 without the tag, are listed as skipped.  In-band error chunks are listed as errors whatever the
 filter: they carry no tags to filter on.
 
-Exit status: 0 on success (a truncated body is still a success: its complete frames are written
-and the summary says ``"truncated": true``); 1 when the body is malformed: the fragments parsed
+Exit status: 0 on success (a truncated body is still a success: its complete frames are written,
+the summary says ``"truncated": true`` and one line goes to stderr); 1 when the body is malformed: the fragments parsed
 before the error are still written, ``summary.json`` records ``parse_error``, and one line goes to
 stderr; 2 for usage errors or an unreadable BODY.
 
@@ -73,6 +73,7 @@ def _fragment_row(fragment: Fragment) -> dict:
     return {
         "index": fragment.index,
         "byte_offset": fragment.byte_offset,
+        "size": fragment.size,
         "fragment_number": fragment.fragment_number,
         "producer_ms": fragment.producer_ms,
         "server_ms": fragment.server_ms,
@@ -221,4 +222,7 @@ def main(argv: list[str]) -> int:
         print(f"voicelake extract: malformed body: {error['message']} at byte {error['offset']}"
               f" ({len(extraction.fragments)} fragments before it were written)", file=sys.stderr)
         return 1
+    if extraction.truncated:
+        print("voicelake extract: the body ends inside a fragment; its complete frames were written",
+              file=sys.stderr)
     return 0

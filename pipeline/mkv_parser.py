@@ -37,16 +37,16 @@ reset cluster timecodes alike.  Without a producer timestamp the cluster time it
 (``first cluster timecode`` takes the place of ``producer_ms``).  All frames of a laced block carry
 the block's time, as Matroska defines no per-frame time inside a lace.
 
-Truncation: a body that ends inside an element yields every complete block, never a cut block's
-partial payload, and the last fragment has ``truncated=True``.  A body that ends exactly between
-two children of an unknown-size element cannot be told apart from a complete one and is not
-flagged.  A chunk whose EBML header is followed by EOF is flagged too, and a body cut inside its
-very first element header yields one empty fragment with ``truncated=True``.  A cut inside the
-first bytes of a chunk's EBML header (before its ID is complete) flags the previous fragment: the
-parser cannot yet tell that a new chunk began.
+Truncation: when the body ends inside an element, every complete block is still delivered (a cut
+block's partial payload never is) and the last fragment has ``truncated=True``.  That includes a
+chunk with an EBML header and no Segment yet, and a body cut inside its very first element header
+(one empty fragment).  Two cuts cannot be recognised: one exactly between two children of an
+unknown-size element looks like a complete body, and one inside the first bytes of the next
+chunk's EBML header flags the previous, complete fragment (the new chunk is not yet recognisable).
 
 Errors: malformed input raises :class:`ParseError` (with the absolute byte offset) and nothing
-else.  Sizes are checked before anything is read: an element claiming more than its sized parent
+else, after yielding the fragments before the one it is in (that one is dropped).  Sizes are
+checked before anything is read: an element claiming more than its sized parent
 holds, more than ``MAX_ELEMENT_SIZE``, or (for elements that are buffered whole: blocks, Tags,
 Tracks, Info) more than ``MAX_BUFFERED_SIZE`` is an error, so memory stays bounded by one fragment's
 frames plus one read, whatever the headers claim.  Every loop step consumes at least one element
@@ -249,7 +249,7 @@ class _Reader:
         n -= have
         self.base += len(self.buf)
         self.buf, self.pos = b"", 0
-        while n:
+        while n > 0:
             data = self._read(min(n, self.read_size))
             if not data:
                 self.eof = True
@@ -382,11 +382,8 @@ class _FragmentBuilder:
             name = entry.name or f"track_{number}"
             if name in tracks:  # two entries with one name: keep both, tell them apart by number
                 name = f"{name}_{number}"
-            raw = self.frames.get(number, [])
-            if scale == 1_000_000:
-                blocks = [(base_ms + ticks, payload) for ticks, payload in raw]
-            else:
-                blocks = [(base_ms + ticks * scale // 1_000_000, payload) for ticks, payload in raw]
+            blocks = [(base_ms + ticks * scale // 1_000_000, payload)
+                      for ticks, payload in self.frames.get(number, ())]
             tracks[name] = TrackAudio(
                 name=name, track_number=number, codec_id=entry.codec_id,
                 sample_rate=mime_rate or entry.rate or DEFAULT_SAMPLE_RATE,

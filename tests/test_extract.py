@@ -75,6 +75,7 @@ def test_filter_order_gaps_and_errors(reused_stream, tmp_path):
     assert [f["fragment_number"] for f in summary["fragments"]] == [str(FIRST_NUMBER + s) for s in (1, 0, 3)]
     first = summary["fragments"][0]
     assert (first["index"], first["producer_ms"], first["server_ms"]) == (0, START_MS + SPAN_MS, START_MS + SPAN_MS + 170)
+    assert (first["byte_offset"], first["size"]) == (0, len(connect(1)))
     assert first["tags"]["ContactId"] == "contact-A" and first["truncated"] is False
     assert first["tracks"] == {"AUDIO_TO_CUSTOMER": {"track_number": 2, "blocks": 16, "bytes": 16384},
                                "AUDIO_FROM_CUSTOMER": {"track_number": 1, "blocks": 16, "bytes": 16384}}
@@ -137,7 +138,7 @@ def test_truncated_body_keeps_whole_blocks(tmp_path):
     body.write_bytes(whole[:-3000])  # inside the second fragment's Cluster
     out = tmp_path / "out"
     done = run_extract(body, "--out", out)
-    assert done.returncode == 0
+    assert done.returncode == 0 and "ends inside a fragment" in done.stderr
     frames = read_wav(out / "AUDIO_FROM_CUSTOMER.wav")[1]
     assert len(frames) % 1024 == 0 and from_customer(0, 1).startswith(frames) and len(frames) > 16384
     summary = json.loads((out / "summary.json").read_text())

@@ -74,15 +74,19 @@ def channel_blocks(call: CallSpec, ranges) -> tuple[dict[int, list], dict[int, s
     return blocks, {mapping[i]: streams[i] for i in legs}, set(blocks)
 
 
-def call_window(call: CallSpec, blocks: dict[int, list], rate: int) -> tuple[int, int]:
-    """Where the call's audio is: its blocks, kept inside the record's (slightly padded) window."""
+def call_window(call: CallSpec, blocks: dict[int, list], rate: int) -> tuple[int, int | None]:
+    """Where the call's audio is: its blocks, kept inside the record's (slightly padded) window.
+
+    The end is None when the audio ends inside the window: then each channel ends on its last
+    sample exactly, rather than on a whole millisecond.
+    """
     first = min(t for bl in blocks.values() for t, _ in bl)
     last = max(t + len(pcm) // 2 * 1000 / rate for bl in blocks.values() for t, pcm in bl)
     start = max(first, call.start_ms - WINDOW_SLACK_MS)
-    end = min(int(np.ceil(last)), call.end_ms + WINDOW_SLACK_MS)
-    if end <= start:
+    window_end = call.end_ms + WINDOW_SLACK_MS
+    if window_end <= start:
         raise CallProblem("no_audio", "no audio of the call inside its record's time window")
-    return int(start), int(end)
+    return int(start), (window_end if last > window_end else None)
 
 
 def without_edges(channel: audio.AssembledChannel) -> tuple:
@@ -136,12 +140,16 @@ class _AnalyseCall(beam.DoFn):
             raise CallProblem("mixed_sample_rates", f"tracks disagree on the sample rate: {sorted(rates)}")
         rate = rates.pop() if rates else 8000
         start, end = call_window(call, blocks, rate)
-        channels = []
-        for number in range(max(2, max(blocks) + 1)):
-            assembled = audio.assemble_channel(blocks.get(number, []), start_ms=start, end_ms=end,
-                                               sample_rate=rate)
-            channels.append(assembled)
-        gaps = [without_edges(c) if n in legs else c.gaps for n, c in enumerate(channels)]
+        numbers = range(max(2, max(blocks) + 1))
+        assembled = {n: audio.assemble_channel(blocks[n], start_ms=start, end_ms=end, sample_rate=rate)
+                     for n in numbers if blocks.get(n)}
+        end = start + -(-max(len(c.samples) for c in assembled.values()) * 1000 // rate)
+        # A channel with no audio at all (one direction not streamed) spans the call as silence;
+        # like a leg that starts late, that is not a dropout, so it reports no gaps.
+        absent = {n for n in numbers if n not in assembled}
+        channels = [assembled.get(n) or audio.assemble_channel([], start_ms=start, end_ms=end,
+                                                              sample_rate=rate) for n in numbers]
+        gaps = [without_edges(c) if n in legs | absent else c.gaps for n, c in enumerate(channels)]
         stereo = audio.align_channels(channels)
         roles = [ROLES[n] if n < len(ROLES) else None for n in range(stereo.shape[1])]
         analysis = features.analyse_call(stereo, rate, roles, start_ms=start, gaps=gaps)

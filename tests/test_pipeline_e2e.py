@@ -1,0 +1,211 @@
+"""The nightly job end to end, over real HTTP (local S3 + KVS emulator), checked against the truth.
+
+The demo generator's ground truth says, per seeded call, which PCM each channel must carry before
+normalisation; the pipeline's un-normalised 8 kHz WAV is compared with it sample for sample.
+DuckDB reads the lake the way Athena does (Hive partitions as strings).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.run import run
+from runners.local.kvs_emulator import Faults, start_emulator
+from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR
+from schemas import tables
+
+HIVE = "hive_partitioning=true, hive_types={'date': VARCHAR, 'voice_connector_id': VARCHAR}"
+
+
+def pipeline_args(world, output: Path, kvs_url: str | None = None, *extra: str) -> list[str]:
+    return [
+        f"--date={world.config.date}",
+        f"--ctr_prefix={world.s3_uri(PREFIX_CTR)}", f"--sdr_prefix={world.s3_uri(PREFIX_SDR)}",
+        f"--events_prefix={world.s3_uri(PREFIX_EVENTS)}", f"--output={output}",
+        f"--kvs_endpoint_url={kvs_url or world.kvs.url}", "--write_raw_channels",
+        "--runner=FnApiRunner", *extra,
+    ]
+
+
+def file_digests(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def table(lake: Path, name: str) -> list[dict]:
+    if not any((lake / name).rglob("*.parquet")):
+        return []
+    rel = duckdb.sql(f"SELECT * FROM read_parquet('{lake / name}/**/*.parquet', {HIVE})")
+    return [dict(zip(rel.columns, row)) for row in rel.fetchall()]
+
+
+def raw_channels(path: Path) -> list[np.ndarray]:
+    with wave.open(str(path), "rb") as w:
+        assert (w.getframerate(), w.getsampwidth()) == (8000, 2)
+        frames = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, w.getnchannels())
+    return [frames[:, c].copy() for c in range(frames.shape[1])]
+
+
+@pytest.fixture(scope="module")
+def first_run(world, tmp_path_factory):
+    lake = tmp_path_factory.mktemp("lake")
+    summary = run(pipeline_args(world, lake))
+    return lake, summary, file_digests(lake)
+
+
+def test_every_seeded_call_lands_exactly_once_in_calls(world, first_run):
+    lake, summary, _ = first_run
+    calls = table(lake, "calls")
+    assert sorted(r["call_id"] for r in calls) == sorted(c["call_id"] for c in world.truth.calls)
+    truth = {c["call_id"]: c for c in world.truth.calls}
+    for row in calls:
+        expected = truth[row["call_id"]]
+        assert row["source"] == expected["source"]
+        assert row["voice_connector_id"] == expected["partition_id"]
+        assert row["date"] == world.config.date
+        assert row["channel_map"] == "0=customer,1=agent"
+        assert row["missing_fragments"] == 0 and row["partial"] is False
+        assert row["fragments"] == sum(len(s["fragments"]) for s in expected["streams"])
+    assert summary["calls"] == len(world.truth.calls)
+
+
+def test_channels_carry_exactly_the_seeded_pcm_before_normalisation(world, first_run):
+    lake, _, _ = first_run
+    for call in world.truth.calls:
+        wav = lake / f"audio/date={call['date']}/voice_connector_id={call['partition_id']}/{call['call_id']}.8k.wav"
+        channels = raw_channels(wav)
+        assert len(channels) == 2
+        for samples, expected in zip(channels, call["channels"]):
+            assert len(samples) == expected["samples"], call["call_id"]
+            assert hashlib.sha256(samples.astype("<i2").tobytes()).hexdigest() == expected["sha256"]
+
+
+def test_ml_wav_is_stereo_16_bit_at_the_target_rate(world, first_run):
+    lake, _, _ = first_run
+    for row in table(lake, "calls"):
+        with wave.open(str(lake / row["wav_path"]), "rb") as w:
+            assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 16000)
+            assert abs(w.getnframes() - row["duration_ms"] * 16) <= 16
+
+
+def test_reused_streams_drop_the_other_calls_fragments(first_run):
+    _, summary, _ = first_run
+    # each pooled stream's window also lists the neighbouring calls' fragments
+    assert summary["foreign_fragments"] > 0
+
+
+def test_a_redelivered_ctr_yields_one_call(world, first_run):
+    lake, _, _ = first_run
+    redelivered = next(c for c in world.truth.calls if c.get("redelivered"))
+    assert [r["call_id"] for r in table(lake, "calls")].count(redelivered["call_id"]) == 1
+
+
+def test_bad_records_land_in_failures_with_their_source(world, first_run):
+    lake, summary, _ = first_run
+    failures = table(lake, "failures")
+    assert sorted(f["reason"] for f in failures) == sorted(b["reason"] for b in world.truth.bad_records)
+    sdr = next(b for b in world.truth.bad_records if b["source"] == "chime")
+    missing = next(f for f in failures if f["reason"] == "missing_field")
+    assert missing["source_key"] == world.s3_uri(sdr["key"])
+    broken = next(f for f in failures if f["reason"] == "bad_json")
+    assert "/connect-ctr/2024/05/14/10/" in broken["source_key"] and broken["source_offset"] >= 0
+    assert summary["failed"] == len(failures)
+
+
+def test_duckdb_counts_agree_with_the_run_summary(world, first_run):
+    lake, summary, _ = first_run
+    calls, channels = table(lake, "calls"), table(lake, "channels")
+    assert len(calls) == summary["calls"] and len(channels) == 2 * summary["calls"]
+    assert sum(r["duration_ms"] for r in calls) == round(summary["audio_seconds"] * 1000)
+    assert len(table(lake, "segments")) == sum(r["segment_count"] for r in channels)
+    written = json.loads((lake / "_runs" / world.config.date / "summary.json").read_text())
+    assert written == summary
+
+
+def test_every_parquet_file_uses_athena_safe_types_and_no_partition_columns(first_run):
+    lake, _, _ = first_run
+    files = sorted(lake.rglob("*.parquet"))
+    assert files
+    for path in files:
+        schema = pq.read_schema(path)
+        tables.lint_schema(schema)
+        assert schema.names == tables.TABLES[path.relative_to(lake).parts[0]].names
+
+
+def test_a_second_run_of_the_same_date_leaves_byte_identical_files(world, first_run):
+    lake, _, digests = first_run
+    stale = lake / "calls/date=2024-05-14/voice_connector_id=gone/part-00000.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left by an earlier run")
+    (lake / "audio/date=2024-05-14/voice_connector_id=gone").mkdir(parents=True)
+    (lake / "audio/date=2024-05-14/voice_connector_id=gone/old.wav").write_bytes(b"x")
+    summary_file = f"_runs/{world.config.date}/summary.json"
+    before = json.loads((lake / summary_file).read_text())
+    again = run(pipeline_args(world, lake))
+    after = file_digests(lake)
+    assert {k: v for k, v in after.items() if k != summary_file} == \
+        {k: v for k, v in digests.items() if k != summary_file}
+    # the run log says what it cleaned up, and is otherwise the same
+    assert again["counters"].pop("lake.stale_files_removed") == 2
+    assert again == before
+
+
+def test_throttling_server_errors_cut_bodies_and_missing_chunks_are_retried_away(world, tmp_path):
+    faults = Faults(throttle_probability=0.2, error_500_probability=0.1, truncate_probability=0.2,
+                    reset_probability=0.1, missing_fragment_probability=0.05, seed=7)
+    with start_emulator(world.root / "kvs", faults=faults) as flaky:
+        summary = run(pipeline_args(world, tmp_path, flaky.url, "--max_attempts=12"))
+    assert summary["calls"] == len(world.truth.calls)
+    for call in world.truth.calls:
+        wav = tmp_path / f"audio/date={call['date']}/voice_connector_id={call['partition_id']}/{call['call_id']}.8k.wav"
+        got = [hashlib.sha256(c.astype("<i2").tobytes()).hexdigest() for c in raw_channels(wav)]
+        assert got == [c["sha256"] for c in call["channels"]]
+
+
+def test_expired_media_sends_every_call_to_failures_once_with_the_reason(world, tmp_path):
+    twenty_years_later = int(time.time() * 1000) + 20 * 365 * 86_400_000
+    with start_emulator(world.root / "kvs", now_ms=twenty_years_later) as later:
+        summary = run(pipeline_args(world, tmp_path, later.url))
+    failures = table(tmp_path, "failures")
+    expired = sorted(f["call_id"] for f in failures if f["reason"] == "outside_retention")
+    assert expired == sorted(c["call_id"] for c in world.truth.calls)
+    assert table(tmp_path, "calls") == [] and summary["calls"] == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_portable_runner_with_a_loopback_worker_writes_the_same_lake(world, first_run, tmp_path):
+    lake, _, digests = first_run
+    port = _free_port()
+    service = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+                                f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        args = [a for a in pipeline_args(world, tmp_path) if not a.startswith("--runner")]
+        run(args + ["--runner=PortableRunner", f"--job_endpoint=localhost:{port}",
+                    "--environment_type=LOOPBACK"])
+    finally:
+        service.terminate()
+        service.wait(30)
+    assert file_digests(tmp_path) == digests
