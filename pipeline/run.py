@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import sys
 
@@ -92,6 +93,7 @@ def main(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         print(help_text())
         return 0
+    logging.basicConfig(level=logging.WARNING)
     try:
         summary = run(argv)
     except ValueError as exc:

@@ -8,8 +8,11 @@ run summary and a DuckDB query over the result.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from runners.local.kvs_emulator import start_emulator
@@ -81,8 +84,24 @@ def query_lake(lake: Path) -> None:
         print(con.sql(sql))
 
 
+@contextmanager
+def stderr_to(path: Path):
+    """Send this process's and its worker processes' stderr to a file (Beam's workers are chatty)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def main(argv: list[str]) -> int:
     args, beam_args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
     work = Path(args.workdir).resolve()
     if work.exists():
         shutil.rmtree(work)
@@ -100,13 +119,15 @@ def main(argv: list[str]) -> int:
         from pipeline.run import print_summary, run
 
         bucket = f"s3://{config.bucket}/"
-        summary = run([
-            f"--date={config.date}", f"--ctr_prefix={bucket}{PREFIX_CTR}",
-            f"--sdr_prefix={bucket}{PREFIX_SDR}", f"--events_prefix={bucket}{PREFIX_EVENTS}",
-            f"--output={work / 'lake'}", f"--kvs_endpoint_url={kvs.url}",
-            "--runner=FnApiRunner", "--direct_running_mode=multi_processing",
-            "--direct_num_workers=2", *beam_args,
-        ])
+        print(f"\nrunning the pipeline (worker logs: {work / 'pipeline.log'}) ...", flush=True)
+        with stderr_to(work / "pipeline.log"):
+            summary = run([
+                f"--date={config.date}", f"--ctr_prefix={bucket}{PREFIX_CTR}",
+                f"--sdr_prefix={bucket}{PREFIX_SDR}", f"--events_prefix={bucket}{PREFIX_EVENTS}",
+                f"--output={work / 'lake'}", f"--kvs_endpoint_url={kvs.url}",
+                "--runner=FnApiRunner", "--direct_running_mode=multi_processing",
+                "--direct_num_workers=2", "--default_sdk_harness_log_level=WARNING", *beam_args,
+            ])
     print()
     print_summary(summary)
     query_lake(work / "lake")
