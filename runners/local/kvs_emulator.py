@@ -594,16 +594,10 @@ class KvsEmulator:
         self.stop()
 
 
-def start_emulator(
-    store_dir: str,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    faults: Faults = Faults(),
-    now_ms: int | None = None,
-    tps_limit: int | None = 5,
-) -> KvsEmulator:
-    """Serve ``store_dir`` from a daemon thread; ``.url`` is boto3's endpoint_url, ``.stop()`` ends it."""
-    return KvsEmulator(store_dir, host, port, faults, now_ms, tps_limit).start()
+def start_emulator(store_dir: str, **settings) -> KvsEmulator:
+    """Serve ``store_dir`` from a daemon thread (settings as for :class:`KvsEmulator`);
+    ``.url`` is boto3's endpoint_url, ``.stop()`` ends it."""
+    return KvsEmulator(store_dir, **settings).start()
 
 
 # -- CLI ----------------------------------------------------------------------------------------

@@ -113,46 +113,49 @@ class _Conversations:
         return conversation.synthesise(self.rng, self.clips, min_seconds=self.config.call_seconds)
 
 
+def _put_fragments(store: KvsStore, stream: str, *, start_ms: int, fragment_ms: int,
+                   parts: list[tuple[bytes, ...]], lag_ms: tuple[int, int], rng: random.Random,
+                   chunk) -> list[str]:
+    """Ingest one producer session: fragment k starts at start_ms + k * fragment_ms (producer
+    clock) and reaches KVS lag_ms later (server clock); ``chunk(number, producer, server, *part)``
+    builds its bytes."""
+    numbers = []
+    for k, part in enumerate(parts):
+        producer_ms = start_ms + k * fragment_ms
+        server_ms = producer_ms + lag_ms[0] + rng.randint(0, lag_ms[1])
+        fragment = store.put_fragment(
+            stream, producer_ms=producer_ms, server_ms=server_ms,
+            duration_ms=len(part[0]) // 2 * 1000 // SAMPLE_RATE,
+            make_chunk=lambda number, p=producer_ms, s=server_ms, pt=part: chunk(number, p, s, *pt))
+        numbers.append(fragment.number)
+    return numbers
+
+
+def _split(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
 def _put_connect_call(store: KvsStore, stream: str, *, start_ms: int, contact_id: str,
                       instance_id: str, customer: np.ndarray, agent: np.ndarray,
                       to_customer_first: bool, rng: random.Random) -> list[str]:
-    from_bytes, to_bytes = customer.astype("<i2").tobytes(), agent.astype("<i2").tobytes()
-    numbers = []
-    for k, offset in enumerate(range(0, len(from_bytes), CONNECT_FRAGMENT_BYTES)):
-        part_from = from_bytes[offset:offset + CONNECT_FRAGMENT_BYTES]
-        part_to = to_bytes[offset:offset + CONNECT_FRAGMENT_BYTES]
-        producer_ms = start_ms + k * 1024
-        server_ms = producer_ms + 150 + rng.randint(0, 80)
-        fragment = store.put_fragment(
-            stream, producer_ms=producer_ms, server_ms=server_ms,
-            duration_ms=len(part_from) // 2 * 1000 // SAMPLE_RATE,
-            make_chunk=lambda number, pf=part_from, pt=part_to, p=producer_ms, s=server_ms:
-                mkv_writer.connect_fragment(
-                    fragment_number=number, producer_ms=p, server_ms=s, contact_id=contact_id,
-                    instance_id=instance_id, from_customer=pf, to_customer=pt,
-                    to_customer_first=to_customer_first),
-        )
-        numbers.append(fragment.number)
-    return numbers
+    parts = list(zip(_split(customer.astype("<i2").tobytes(), CONNECT_FRAGMENT_BYTES),
+                     _split(agent.astype("<i2").tobytes(), CONNECT_FRAGMENT_BYTES)))
+    return _put_fragments(
+        store, stream, start_ms=start_ms, fragment_ms=1024, parts=parts, lag_ms=(150, 80), rng=rng,
+        chunk=lambda number, p, s, from_pcm, to_pcm: mkv_writer.connect_fragment(
+            fragment_number=number, producer_ms=p, server_ms=s, contact_id=contact_id,
+            instance_id=instance_id, from_customer=from_pcm, to_customer=to_pcm,
+            to_customer_first=to_customer_first))
 
 
 def _put_chime_leg(store: KvsStore, stream: str, *, start_ms: int, transaction_id: str,
                    vc_id: str, call_id: str, pcm: np.ndarray, rng: random.Random) -> list[str]:
-    data = pcm.astype("<i2").tobytes()
-    numbers = []
-    for k, offset in enumerate(range(0, len(data), CHIME_FRAGMENT_BYTES)):
-        part = data[offset:offset + CHIME_FRAGMENT_BYTES]
-        producer_ms = start_ms + k * 1000
-        server_ms = producer_ms + 90 + rng.randint(0, 60)
-        fragment = store.put_fragment(
-            stream, producer_ms=producer_ms, server_ms=server_ms,
-            duration_ms=len(part) // 2 * 1000 // SAMPLE_RATE,
-            make_chunk=lambda number, pc=part, p=producer_ms, s=server_ms: mkv_writer.chime_fragment(
-                fragment_number=number, producer_ms=p, server_ms=s, transaction_id=transaction_id,
-                voice_connector_id=vc_id, call_id=call_id, pcm=pc),
-        )
-        numbers.append(fragment.number)
-    return numbers
+    parts = [(p,) for p in _split(pcm.astype("<i2").tobytes(), CHIME_FRAGMENT_BYTES)]
+    return _put_fragments(
+        store, stream, start_ms=start_ms, fragment_ms=1000, parts=parts, lag_ms=(90, 60), rng=rng,
+        chunk=lambda number, p, s, leg_pcm: mkv_writer.chime_fragment(
+            fragment_number=number, producer_ms=p, server_ms=s, transaction_id=transaction_id,
+            voice_connector_id=vc_id, call_id=call_id, pcm=leg_pcm))
 
 
 def _firehose_key(prefix: str, name: str, arrival_ms: int, rng: random.Random) -> str:
