@@ -111,6 +111,26 @@ def _fatal_reason(exc: BaseException) -> str:
     return "kvs_error"
 
 
+_clients: dict[tuple, object] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_client(service: str, endpoint_url: str | None, region: str, config):
+    """One boto3 client per (service, endpoint, region) per process.
+
+    Creating a client loads and parses botocore's JSON service models (tens of ms each); DoFns are
+    set up per bundle on some runners, so per-DoFn clients cost more CPU than the media itself.
+    boto3 clients are thread-safe, so sharing them is sound.
+    """
+    key = (service, endpoint_url, region)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = boto3.session.Session().client(
+                service, endpoint_url=endpoint_url, region_name=region, config=config)
+        return client
+
+
 class KvsArchive:
     """One worker's view of KVS archived media: cached endpoints, paced and retried calls."""
 
@@ -128,9 +148,7 @@ class KvsArchive:
         # botocore's own retries would double-count against our pacing; we own retrying.
         self._config = botocore.config.Config(retries={"total_max_attempts": 1},
                                               read_timeout=120, connect_timeout=10)
-        self._control = boto3.client("kinesisvideo", endpoint_url=self.endpoint_url,
-                                     region_name=self.region, config=self._config)
-        self._media_clients: dict[str, object] = {}
+        self._control = shared_client("kinesisvideo", self.endpoint_url, self.region, self._config)
 
     # -- plumbing ------------------------------------------------------------------------------
     def _call(self, key: tuple, fn: Callable[[], object]):
@@ -158,13 +176,8 @@ class KvsArchive:
         return cached
 
     def _media(self, stream_arn: str, api: str):
-        url = self.data_endpoint(stream_arn, api)
-        client = self._media_clients.get(url)
-        if client is None:
-            client = self._media_clients[url] = boto3.client(
-                "kinesis-video-archived-media", endpoint_url=url, region_name=self.region,
-                config=self._config)
-        return client
+        return shared_client("kinesis-video-archived-media", self.data_endpoint(stream_arn, api),
+                             self.region, self._config)
 
     # -- control plane -------------------------------------------------------------------------
     def stream_arns(self, name_prefix: str) -> list[str]:

@@ -26,8 +26,9 @@ def help_text() -> str:
                     "Hive-partitioned by date and voice_connector_id.",
         epilog="Any Apache Beam pipeline option is accepted too, in Beam's spelling, e.g. "
                "--runner=FlinkRunner --flink_master=[local] --parallelism=2, "
-               "--direct_running_mode=multi_processing --direct_num_workers=2, "
-               "--s3_endpoint_url=... . The default runner is FnApiRunner.")
+               "--direct_running_mode=multi_processing --direct_num_workers=2. The default runner "
+               "is FnApiRunner. S3 is reached with the standard AWS configuration (environment, "
+               "profile or role; AWS_ENDPOINT_URL_S3 for an S3-compatible server).")
     VoicelakeOptions._add_argparse_args(parser)
     return parser.format_help()
 

@@ -13,9 +13,9 @@ import re
 
 import apache_beam as beam
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from pipeline import storage
 from schemas import tables
 
 NAMESPACE = "voicelake.lake"
@@ -53,8 +53,7 @@ def wav_relpath(date: str, partition: str, call_id: str, suffix: str = "") -> st
 
 
 def write_bytes(path: str, data: bytes) -> None:
-    with FileSystems.create(path, mime_type="application/octet-stream") as f:
-        f.write(data)
+    storage.write_bytes(path, data)
 
 
 def _sort_value(value):
@@ -102,11 +101,9 @@ class _RemoveStale(beam.DoFn):
         for table in (*tables.TABLES, AUDIO):
             for date in self.dates:
                 pattern = join(self.root, table, f"date={date}", "*", "*")
-                for match in FileSystems.match([pattern])[0].metadata_list:
-                    if match.path not in keep:
-                        stale.append(match.path)
+                stale += [path for path in storage.list_paths(pattern) if path not in keep]
         if stale:
-            FileSystems.delete(sorted(stale))
+            storage.delete(sorted(stale))
             self.removed.inc(len(stale))
         yield len(stale)
 

@@ -14,11 +14,9 @@ import functools
 import re
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from pipeline import records
+from pipeline import records, storage
 from pipeline.model import CHIME, CONNECT, CallSpec, Failure
 from transforms.common import FAILURES
 
@@ -33,14 +31,12 @@ def folder_date(key: str) -> str | None:
 
 
 def list_objects(pattern: str) -> list[str]:
-    """Paths matching a glob; a folder that does not exist is simply empty."""
-    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    return storage.list_paths(pattern)
 
 
 def read_object(path: str) -> bytes:
     # Compression is detected from the bytes (gzip magic) by the parser, never from the name.
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read()
+    return storage.read_bytes(path)
 
 
 def dated(failure: Failure) -> Failure:

@@ -1,0 +1,77 @@
+"""Boot an SDK worker for an EXTERNAL worker pool the way Beam's container does: options first.
+
+``python -m apache_beam.runners.worker.worker_pool_main`` starts each worker as a bare
+``SdkHarness(...)``, which never receives the pipeline options. Beam's S3 filesystem then fails with
+``Must provide one of client or options`` (shared/domain/beam.md §2; measured again here: setting
+``AWS_*`` environment variables on the pool does not help, the filesystem needs options at all).
+Beam's Docker image boots workers differently: it asks the runner's provision service for the
+pipeline options and starts ``sdk_worker_main``, which installs them. This module does the same, so
+a pool started with ``--container_executable`` pointing at a launcher of it behaves like the
+workers of Dataflow, Flink and Spark::
+
+    printf '#!/bin/sh\\nexec %s -m runners.worker_boot "$@"\\n' "$VENV/bin/python" > boot.sh
+    chmod +x boot.sh
+    python -m apache_beam.runners.worker.worker_pool_main --service_port=50000 \\
+        --container_executable="$PWD/boot.sh"
+
+The pool calls the executable with the container contract's flags (``--id``,
+``--provision_endpoint``, ``--control_endpoint``, ``--logging_endpoint``, ``--artifact_endpoint``).
+Staged artifacts are not installed: the worker's environment must already hold voicelake (the wheel).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+SDK_WORKER = "apache_beam.runners.worker.sdk_worker_main"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m runners.worker_boot")
+    parser.add_argument("--id", required=True, help="worker id given by the runner")
+    parser.add_argument("--provision_endpoint", required=True)
+    parser.add_argument("--control_endpoint", required=True)
+    parser.add_argument("--logging_endpoint", default="")
+    parser.add_argument("--artifact_endpoint", default="", help="accepted, not used (see above)")
+    parser.add_argument("--semi_persist_dir", default="", help="as in Beam's container contract")
+    return parser.parse_known_args(argv)[0]
+
+
+def provision_info(endpoint: str, worker_id: str):
+    """The runner's ProvisionInfo for this worker (the provision service keys it by worker_id)."""
+    import grpc
+    from apache_beam.portability.api import beam_provision_api_pb2, beam_provision_api_pb2_grpc
+
+    with grpc.insecure_channel(endpoint) as channel:
+        stub = beam_provision_api_pb2_grpc.ProvisionServiceStub(channel)
+        return stub.GetProvisionInfo(beam_provision_api_pb2.GetProvisionInfoRequest(),
+                                     metadata=[("worker_id", worker_id)]).info
+
+
+def worker_environment(args: argparse.Namespace, info) -> dict[str, str]:
+    """The variables ``sdk_worker_main`` reads, as Beam's container boot sets them."""
+    from google.protobuf import json_format
+
+    env = {
+        "WORKER_ID": args.id,
+        "PIPELINE_OPTIONS": json_format.MessageToJson(info.pipeline_options),
+        "CONTROL_API_SERVICE_DESCRIPTOR": f'url: "{args.control_endpoint}"',
+        "RUNNER_CAPABILITIES": " ".join(info.runner_capabilities),
+    }
+    if args.logging_endpoint:
+        env["LOGGING_API_SERVICE_DESCRIPTOR"] = f'url: "{args.logging_endpoint}"'
+    if args.semi_persist_dir:
+        env["SEMI_PERSISTENT_DIRECTORY"] = args.semi_persist_dir
+    return env
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    env = {**os.environ, **worker_environment(args, provision_info(args.provision_endpoint, args.id))}
+    # exec, not a child: the pool stops workers by signalling the process it started
+    os.execve(sys.executable, [sys.executable, "-m", SDK_WORKER], env)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
