@@ -209,3 +209,17 @@ def test_the_portable_runner_with_a_loopback_worker_writes_the_same_lake(world, 
         service.terminate()
         service.wait(30)
     assert file_digests(tmp_path) == digests
+
+
+def test_without_streaming_events_chime_calls_are_found_by_their_transaction_tags(world, tmp_path):
+    args = [a for a in pipeline_args(world, tmp_path) if not a.startswith(("--events_prefix", "--ctr_prefix"))]
+    summary = run(args)
+    chime = [c for c in world.truth.calls if c["source"] == "chime"]
+    assert summary["calls"] == len(chime)
+    for call in chime:
+        wav = tmp_path / f"audio/date={call['date']}/voice_connector_id={call['partition_id']}/{call['call_id']}.8k.wav"
+        got = [hashlib.sha256(c.astype("<i2").tobytes()).hexdigest() for c in raw_channels(wav)]
+        expected = [c["sha256"] for c in call["channels"]]
+        # Legs are ordered by their first audio (the caller first) and the caller is taken to be
+        # the customer: right for Inbound calls, swapped for Outbound ones (no direction without events).
+        assert got == (expected if call["direction"] == "Inbound" else expected[::-1])
