@@ -139,7 +139,7 @@ class KvsArchive:
 
     def __init__(self, *, endpoint_url: str | None = None, region: str | None = None,
                  retry: RetryPolicy | None = None, limiter: RateLimiter | None = None,
-                 read_size: int = 1 << 16):
+                 read_size: int = 1 << 20):
         self.endpoint_url = endpoint_url or os.environ.get("VOICELAKE_KVS_ENDPOINT_URL")
         self.region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.retry = retry or RetryPolicy()

@@ -223,3 +223,10 @@ def test_without_streaming_events_chime_calls_are_found_by_their_transaction_tag
         # Legs are ordered by their first audio (the caller first) and the caller is taken to be
         # the customer: right for Inbound calls, swapped for Outbound ones (no direction without events).
         assert got == (expected if call["direction"] == "Inbound" else expected[::-1])
+
+
+def test_a_call_split_over_many_small_ranges_reassembles_to_the_same_pcm(world, first_run, tmp_path):
+    lake, _, digests = first_run
+    run(pipeline_args(world, tmp_path, None, "--fragments_per_range=7"))
+    same = {k: v for k, v in file_digests(tmp_path).items() if not k.startswith("_runs/")}
+    assert same == {k: v for k, v in digests.items() if not k.startswith("_runs/")}
