@@ -36,7 +36,7 @@ fetch_prism() {
     return 0
   fi
   if ! command -v go >/dev/null 2>&1; then
-    report missing prism "Go is not installed; Prism is built from source with Go (1.21+)"
+    report missing prism "Go is not installed; Prism is built from source with Go (1.26+, or 1.21+ fetching its toolchain)"
     if in_ci; then return 1; fi
     return 0
   fi
@@ -67,10 +67,11 @@ fetch_jar() {
     return 0
   fi
   mkdir -p "$CACHE/jars" "$CACHE/logs"
-  if mvn -B -q dependency:copy -Dartifact="$coords" -DoutputDirectory="$CACHE/jars" >"$log" 2>&1 \
+  # -U: re-ask the repositories instead of trusting Maven's cached "not found" from an earlier run
+  if mvn -B -q -U dependency:copy -Dartifact="$coords" -DoutputDirectory="$CACHE/jars" >"$log" 2>&1 \
        && [ -s "$jar" ]; then
     report have "$engine" "$jar"
-  elif grep -q "Could not find artifact" "$log"; then
+  elif grep -q -e "Could not find artifact" -e "was not found in" "$log"; then
     report missing "$engine" "$coords is not served by the Maven repositories configured here (log: $log)"
   else
     report missing "$engine" "Maven could not copy $coords (log: $log)"

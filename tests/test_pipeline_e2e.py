@@ -75,7 +75,8 @@ def test_every_seeded_call_lands_exactly_once_in_calls(world, first_run):
         assert row["voice_connector_id"] == expected["partition_id"]
         assert row["date"] == world.config.date
         assert row["channel_map"] == "0=customer,1=agent"
-        assert row["missing_fragments"] == 0 and row["partial"] is False
+        assert row["missing_fragments"] == 0
+        assert row["partial"] is bool(expected.get("gaps"))
         assert row["fragments"] == sum(len(s["fragments"]) for s in expected["streams"])
     assert summary["calls"] == len(world.truth.calls)
 
@@ -89,6 +90,17 @@ def test_channels_carry_exactly_the_seeded_pcm_before_normalisation(world, first
         for samples, expected in zip(channels, call["channels"]):
             assert len(samples) == expected["samples"], call["call_id"]
             assert hashlib.sha256(samples.astype("<i2").tobytes()).hexdigest() == expected["sha256"]
+
+
+def test_a_dropped_fragment_becomes_silence_and_one_gap_per_channel(world, first_run):
+    lake, _, _ = first_run
+    dropped = [c for c in world.truth.calls if c.get("gaps")]
+    assert len(dropped) == 1
+    call = dropped[0]
+    gaps = sorted((g["channel"], g["start_ms"], g["end_ms"]) for g in table(lake, "gaps")
+                  if g["call_id"] == call["call_id"])
+    assert gaps == [(ch, g["start_ms"], g["end_ms"]) for ch in (0, 1) for g in call["gaps"]]
+    assert [r["gap_ms"] for r in table(lake, "calls") if r["call_id"] == call["call_id"]] == [2 * 1024]
 
 
 def test_ml_wav_is_stereo_16_bit_at_the_target_rate(world, first_run):

@@ -57,6 +57,9 @@ class WorldConfig:
     # (customer wav, agent wav) pairs of real recordings, used in turn instead of the clips
     recordings: tuple[tuple[str, str], ...] = ()
     bad_records: bool = True
+    # the first Connect call loses this fragment (0-based) on ingest: a dropout the pipeline must
+    # fill with silence and report as a gap; None for none
+    dropout_fragment: int | None = 5
 
 
 @dataclass
@@ -115,12 +118,14 @@ class _Conversations:
 
 def _put_fragments(store: KvsStore, stream: str, *, start_ms: int, fragment_ms: int,
                    parts: list[tuple[bytes, ...]], lag_ms: tuple[int, int], rng: random.Random,
-                   chunk) -> list[str]:
+                   chunk, lost: int | None = None) -> list[str]:
     """Ingest one producer session: fragment k starts at start_ms + k * fragment_ms (producer
     clock) and reaches KVS lag_ms later (server clock); ``chunk(number, producer, server, *part)``
-    builds its bytes."""
+    builds its bytes.  Fragment ``lost`` never reaches KVS (a dropout)."""
     numbers = []
     for k, part in enumerate(parts):
+        if k == lost:
+            continue
         producer_ms = start_ms + k * fragment_ms
         server_ms = producer_ms + lag_ms[0] + rng.randint(0, lag_ms[1])
         fragment = store.put_fragment(
@@ -137,12 +142,13 @@ def _split(data: bytes, size: int) -> list[bytes]:
 
 def _put_connect_call(store: KvsStore, stream: str, *, start_ms: int, contact_id: str,
                       instance_id: str, customer: np.ndarray, agent: np.ndarray,
-                      to_customer_first: bool, rng: random.Random) -> list[str]:
+                      to_customer_first: bool, rng: random.Random,
+                      lost: int | None = None) -> list[str]:
     parts = list(zip(_split(customer.astype("<i2").tobytes(), CONNECT_FRAGMENT_BYTES),
                      _split(agent.astype("<i2").tobytes(), CONNECT_FRAGMENT_BYTES)))
     return _put_fragments(
         store, stream, start_ms=start_ms, fragment_ms=1024, parts=parts, lag_ms=(150, 80), rng=rng,
-        chunk=lambda number, p, s, from_pcm, to_pcm: mkv_writer.connect_fragment(
+        lost=lost, chunk=lambda number, p, s, from_pcm, to_pcm: mkv_writer.connect_fragment(
             fragment_number=number, producer_ms=p, server_ms=s, contact_id=contact_id,
             instance_id=instance_id, from_customer=from_pcm, to_customer=to_pcm,
             to_customer_first=to_customer_first))
@@ -231,10 +237,17 @@ def _seed_connect(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
         if last_of_day:  # ends just before midnight, its CTR lands in the next day's folder
             start_ms = max(start_ms, day + 86_400_000 - duration_ms - 20_000)
         contact_id = _uuid(rng)
+        lost = config.dropout_fragment if i == 0 else None
         numbers = _put_connect_call(
             store, streams[slot].name, start_ms=start_ms, contact_id=contact_id,
             instance_id=instance_id, customer=customer, agent=agent,
-            to_customer_first=(slot == 0), rng=rng)
+            to_customer_first=(slot == 0), rng=rng, lost=lost)
+        gaps = []
+        if lost is not None:  # what the pipeline must make of the dropout: silence and a gap
+            first, stop = lost * CONNECT_FRAGMENT_BYTES // 2, (lost + 1) * CONNECT_FRAGMENT_BYTES // 2
+            customer, agent = customer.copy(), agent.copy()
+            customer[first:stop] = agent[first:stop] = 0
+            gaps = [{"start_ms": lost * 1024, "end_ms": (lost + 1) * 1024}]
         end_ms = start_ms + -(-len(customer) * 1000 // SAMPLE_RATE)
         cursors[slot] = end_ms + REUSE_GAP_MS
         disconnect = end_ms + 1000
@@ -255,7 +268,7 @@ def _seed_connect(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
             "streams": [{"stream_arn": streams[slot].arn, "fragments": numbers,
                          "to_customer_first": slot == 0}],
             "channels": [_channel_truth(customer), _channel_truth(agent)],
-            "redelivered": redelivered,
+            "redelivered": redelivered, "gaps": gaps,
         })
     if config.bad_records:
         deliveries.append((day + 10 * 3_600_000, b'{"ContactId":"broken-record","Channel":"VOI'))
