@@ -29,8 +29,11 @@ from pipeline import mkv_parser
 LIST_FRAGMENTS = "LIST_FRAGMENTS"
 GET_MEDIA_FOR_FRAGMENT_LIST = "GET_MEDIA_FOR_FRAGMENT_LIST"
 MAX_FRAGMENTS_PER_REQUEST = 1000
-RETRYABLE_CODES = {"ClientLimitExceededException", "InternalFailure", "ServiceUnavailable",
-                   "ThrottlingException", "InternalServerError"}
+# ConnectionLimitExceeded: more than 5 concurrent GetMediaForFragmentList connections on a stream,
+# which many workers reading one pooled stream can cause; it clears when a connection closes.
+RETRYABLE_CODES = {"ClientLimitExceededException", "ConnectionLimitExceededException",
+                   "InternalFailure", "ServiceUnavailable", "ThrottlingException",
+                   "InternalServerError"}
 
 
 class KvsError(Exception):

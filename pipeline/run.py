@@ -64,8 +64,21 @@ def summary_path(output: str, dates: list[str]) -> str:
     return join(output, "_runs", label, "summary.json")
 
 
+def check_engine_versions(options: PipelineOptions) -> None:
+    """A job-server jar of another Beam release fails late and obscurely: refuse it in one line."""
+    from runners.engines import check_job_server_jar
+
+    given = options.get_all_options()
+    for name in ("flink_job_server_jar", "spark_job_server_jar"):
+        if given.get(name):
+            problem = check_job_server_jar(given[name])
+            if problem:
+                raise ValueError(problem)
+
+
 def run(argv: list[str]) -> dict:
     options = PipelineOptions(argv)
+    check_engine_versions(options)
     if not options.view_as(StandardOptions).runner:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     opts = options.view_as(VoicelakeOptions)

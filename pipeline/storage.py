@@ -22,7 +22,11 @@ _lock = threading.Lock()
 
 
 def is_s3(path: str) -> bool:
-    return path.startswith("s3://")
+    if path.startswith("s3://"):
+        return True
+    if "://" in path:  # gs://, hdfs://, ...: refused, never mistaken for a local folder
+        raise ValueError(f"unsupported storage scheme in {path!r}: use s3:// or a local path")
+    return False
 
 
 def split_s3(path: str) -> tuple[str, str]:

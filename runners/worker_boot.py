@@ -1,15 +1,14 @@
 """Boot an SDK worker for an EXTERNAL worker pool the way Beam's container does: options first.
 
 ``python -m apache_beam.runners.worker.worker_pool_main`` starts each worker as a bare
-``SdkHarness(...)``, which never receives the pipeline options. Beam's S3 filesystem then fails with
-``Must provide one of client or options`` (shared/domain/beam.md §2; measured again here: setting
-``AWS_*`` environment variables on the pool does not help, the filesystem needs options at all).
-Beam's Docker image boots workers differently: it asks the runner's provision service for the
-pipeline options and starts ``sdk_worker_main``, which installs them. This module does the same, so
-a pool started with ``--container_executable`` pointing at a launcher of it behaves like the
-workers of Dataflow, Flink and Spark::
+``SdkHarness(...)`` run by whatever ``python`` is first on PATH, and that worker never receives
+the pipeline options (log levels, pickler, experiments, runner capabilities; Beam's own S3
+filesystem even refuses to work without them, shared/domain/beam.md §2). Workers of Dataflow,
+Flink and Spark are booted by Beam's container instead: it asks the runner's provision service for
+the options and starts ``sdk_worker_main``, which installs them. This module does the same with the
+interpreter it runs in, so a local pool rehearses those workers faithfully::
 
-    printf '#!/bin/sh\\nexec %s -m runners.worker_boot "$@"\\n' "$VENV/bin/python" > boot.sh
+    printf '#!/bin/sh\nexec %s -m runners.worker_boot "$@"\n' "$VENV/bin/python" > boot.sh
     chmod +x boot.sh
     python -m apache_beam.runners.worker.worker_pool_main --service_port=50000 \\
         --container_executable="$PWD/boot.sh"
@@ -17,6 +16,7 @@ workers of Dataflow, Flink and Spark::
 The pool calls the executable with the container contract's flags (``--id``,
 ``--provision_endpoint``, ``--control_endpoint``, ``--logging_endpoint``, ``--artifact_endpoint``).
 Staged artifacts are not installed: the worker's environment must already hold voicelake (the wheel).
+S3 does not depend on this: ``pipeline.storage`` reads the standard AWS variables of the pool.
 """
 from __future__ import annotations
 

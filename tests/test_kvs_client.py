@@ -68,3 +68,11 @@ def test_a_run_covers_a_date_or_an_inclusive_range():
         "2024-02-28", "2024-02-29", "2024-03-01"]
     with pytest.raises(ValueError):
         run_dates(VoicelakeOptions(["--start_date=2024-05-14", "--end_date=2024-05-13"]))
+
+
+def test_a_job_server_jar_of_another_beam_release_is_refused_in_one_line():
+    from pipeline.run import run
+
+    with pytest.raises(ValueError, match="is Beam 2.70.0 but the Python SDK is Beam 2.77"):
+        run(["--date=2024-05-14", "--output=/tmp/unused", "--ctr_prefix=/tmp/unused",
+             "--flink_job_server_jar=/x/beam-runners-flink-2.2-job-server-2.70.0.jar"])

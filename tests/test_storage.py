@@ -32,3 +32,8 @@ def test_written_bytes_read_back_and_deleted_files_are_gone(root):
     assert [storage.read_bytes(p) for p in paths] == [bytes([i]) * 10 for i in range(3)]
     storage.delete(paths[:2])
     assert storage.list_paths(f"{root}/t/date=2024-05-14/*/*") == paths[2:]
+
+
+def test_a_scheme_other_than_s3_is_refused_not_written_as_a_local_folder():
+    with pytest.raises(ValueError, match="unsupported storage scheme"):
+        storage.write_bytes("gs://bucket/lake/calls/x.parquet", b"")

@@ -1,0 +1,373 @@
+"""The same job on Beam's other engines, and on workers that have nothing but the wheel.
+
+Every run must write a lake byte-identical to the default FnApiRunner's, outside ``_runs/`` (the run
+log), and report the same summary:
+- **Prism**, Beam's Go runner, reached the way users reach it: ``--runner=DirectRunner
+  --prism_location=…``. DirectRunner falls back to its own runners without a word when Prism
+  fails, so the test also checks which runner actually ran.
+- **An EXTERNAL worker pool** started from a fresh virtual environment that holds only the wheel
+  built from this checkout and its declared dependencies, the way Dataflow's and Flink's workers
+  hold only what was packaged. It proves the wheel carries every module and data file the job needs.
+
+Dataflow itself cannot run here; its worker image gets AWS keys from Secret Manager through
+``runners/dataflow/aws_credentials.py``, tested against a local stand-in of the two Google APIs.
+Flink and Spark need job-server jars that ``runners/fetch_engines.sh`` cannot get on every machine;
+they are documented, not tested.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import http.server
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pipeline.run import run
+from runners import engines
+from tests.conftest import ROOT
+from tests.test_pipeline_e2e import file_digests, pipeline_args
+
+
+def lake_digests(root: Path) -> dict[str, str]:
+    return {k: v for k, v in file_digests(root).items() if not k.startswith("_runs/")}
+
+
+def engine_args(world, output: Path) -> list[str]:
+    """The e2e tests' arguments without their runner: each test names its engine."""
+    return [a for a in pipeline_args(world, output) if not a.startswith("--runner=")]
+
+
+@pytest.fixture(scope="module")
+def default_run(world, tmp_path_factory):
+    lake = tmp_path_factory.mktemp("default-lake")
+    summary = run(pipeline_args(world, lake))
+    return summary, lake_digests(lake)
+
+
+# --- helpers of runners/engines.py and runners/fetch_engines.sh ---------------------------------
+
+def test_a_job_server_jar_of_another_beam_release_is_refused_in_one_line():
+    assert engines.check_job_server_jar("jars/beam-runners-flink-2.2-job-server-2.77.0.jar", "2.77.0") is None
+    assert engines.check_job_server_jar("beam-runners-spark-3-job-server-2.77.0.jar", "2.77.0") is None
+    old = engines.check_job_server_jar("/x/beam-runners-flink-1.19-job-server-2.73.0.jar", "2.77.0")
+    assert old == ("beam-runners-flink-1.19-job-server-2.73.0.jar is Beam 2.73.0 but the Python SDK is "
+                   "Beam 2.77.0: use the 2.77.0 job server")
+    snapshot = engines.check_job_server_jar("beam-runners-flink-2.2-job-server-2.78.0-SNAPSHOT.jar", "2.77.0")
+    assert "is Beam 2.78.0-SNAPSHOT but the Python SDK is Beam 2.77.0" in snapshot
+    unknown = engines.check_job_server_jar("flink-dist-2.2.0.jar", "2.77.0")
+    assert unknown.startswith("flink-dist-2.2.0.jar: not a Beam job-server jar name")
+    assert all("\n" not in m for m in (old, snapshot, unknown))
+
+
+def test_the_fetch_script_pins_the_installed_beam_release():
+    pinned = re.search(r'^BEAM_VERSION="([^"]+)"$', engines.FETCH_SCRIPT.read_text(), re.M)
+    assert pinned and pinned[1] == engines.sdk_version()
+
+
+def _path_without(tool: str) -> str:
+    return os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                           if not os.access(os.path.join(d, tool), os.X_OK))
+
+
+@pytest.mark.parametrize("ci, status", [("", 0), ("true", 1)])
+def test_without_go_the_fetch_script_says_so_and_fails_only_under_ci(tmp_path, ci, status):
+    env = {"PATH": _path_without("go"), "HOME": str(tmp_path), "VOICELAKE_ENGINES": str(tmp_path / "c"),
+           "CI": ci}
+    done = subprocess.run([shutil.which("bash"), str(engines.FETCH_SCRIPT), "prism"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == status, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1:] == ["missing  prism  Go is not installed; Prism is built from source with Go "
+                         "(1.26+, or 1.21+ fetching its toolchain)"]
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_a_missing_engine_skips_with_one_line_but_fails_under_ci(tmp_path, monkeypatch, ci):
+    monkeypatch.setenv("VOICELAKE_ENGINES", str(tmp_path))
+    monkeypatch.setenv("CI", ci)
+    outcome = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(outcome) as raised:
+        engines.require_or_skip("flink-job-server")
+    message = str(raised.value)
+    assert message.startswith(f"flink-job-server is missing: no {tmp_path}/jars/"
+                              f"beam-runners-flink-2.2-job-server-{engines.sdk_version()}.jar")
+    assert "fetch_engines.sh flink" in message and "\n" not in message
+
+
+# --- Prism -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def prism() -> Path:
+    if engines.prism_path() is None and shutil.which("go"):
+        # CI fetches engines before the tests (.ci/run); elsewhere Prism is built here once (~1.5 min)
+        subprocess.run(["bash", str(engines.FETCH_SCRIPT), "prism"], check=False, timeout=900)
+    return engines.require_or_skip("prism")
+
+
+def record_runners(monkeypatch) -> list[str]:
+    """Names of the runners DirectRunner hands the pipeline to, in order."""
+    from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
+    from apache_beam.runners.portability.prism_runner import PrismRunner
+
+    used = []
+    for cls in (PrismRunner, FnApiRunner, BundleBasedDirectRunner):
+        def spy(self, pipeline, options, _run=cls.run_pipeline, _name=cls.__name__):
+            used.append(_name)
+            return _run(self, pipeline, options)
+        monkeypatch.setattr(cls, "run_pipeline", spy)
+    return used
+
+
+def test_direct_runner_with_a_prism_location_runs_on_prism_and_writes_the_same_lake(
+        world, default_run, prism, tmp_path, monkeypatch):
+    summary, digests = default_run
+    used = record_runners(monkeypatch)
+    on_prism = run(engine_args(world, tmp_path) + ["--runner=DirectRunner", f"--prism_location={prism}"])
+    assert used == ["PrismRunner"], "DirectRunner fell back from Prism"
+    assert lake_digests(tmp_path) == digests
+    assert on_prism == summary
+
+
+# --- the wheel, alone ------------------------------------------------------------------------------
+
+def checkout_files() -> list[str]:
+    """The checkout as git sees it: tracked and new files, no ignored build leftovers."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode()
+    return sorted(f for f in listed.split("\0") if f and (ROOT / f).is_file())
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The voicelake wheel of the checkout as it is now.
+
+    Built from a copy: setuptools reuses a build/ folder in the source tree, so a module deleted
+    from the checkout would still ship from an old build/lib.
+    """
+    source = tmp_path_factory.mktemp("checkout")
+    for name in checkout_files():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out),
+                    str(source)], check=True, timeout=300)
+    return next(out.glob("voicelake-*.whl"))
+
+
+def wheel_metadata(wheel: Path, name: str) -> str:
+    with zipfile.ZipFile(wheel) as z:
+        return z.read(next(n for n in z.namelist() if n.endswith(f".dist-info/{name}"))).decode()
+
+
+def isolated_env(venv: Path, **extra: str) -> dict[str, str]:
+    """Only the venv's interpreter on PATH and no PYTHONPATH: nothing of the checkout can leak in."""
+    return {"PATH": f"{venv / 'bin'}{os.pathsep}{os.defpath}", "HOME": os.environ["HOME"], **extra}
+
+
+def pip(venv: Path, *args: str) -> None:
+    # pip keeps the caller's environment (index, proxy and certificate settings), minus Python paths
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "VIRTUAL_ENV"}
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "--quiet", *args], check=True,
+                   cwd=venv, env={**env, "PATH": isolated_env(venv)["PATH"]}, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def wheel_venv(wheel) -> Path:
+    """A virtual environment holding the wheel and its declared dependencies, nothing else.
+
+    Resolving and installing the dependencies takes ~45 s, so the environment is kept under the
+    engine cache, keyed by the Python version and the wheel's Requires-Dist: a change of dependencies
+    makes a new one. The wheel itself is reinstalled on every run, so the code is this checkout's.
+    """
+    requires = [line for line in wheel_metadata(wheel, "METADATA").splitlines()
+                if line.startswith("Requires-Dist:")]
+    key = hashlib.sha256("\n".join([sys.version, *requires]).encode()).hexdigest()[:16]
+    venvs = engines.cache_dir() / "wheel-venvs"
+    venvs.mkdir(parents=True, exist_ok=True)
+    venv, done = venvs / key, venvs / f"{key}.complete"
+    with open(venvs / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two sessions never build the same venv at once
+        if done.exists():
+            pip(venv, "install", "--no-deps", "--force-reinstall", str(wheel))
+        else:
+            shutil.rmtree(venv, ignore_errors=True)  # an interrupted build
+            # no --system-site-packages: the base interpreter's packages stay invisible too
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+            pip(venv, "install", str(wheel))
+            done.touch()
+    pip(venv, "check")
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import pipeline; print(pipeline.__file__)"],
+                           cwd=venv, env=isolated_env(venv), capture_output=True, text=True, check=True)
+    assert where.stdout.startswith(str(venv)), where.stdout
+    return venv
+
+
+def _in_package(name: str) -> bool:
+    parts = name.split("/")[:-1]
+    return all((ROOT.joinpath(*parts[:i]) / "__init__.py").is_file() for i in range(1, len(parts) + 1))
+
+
+def test_the_wheel_ships_every_module_of_its_packages(wheel):
+    top_level = wheel_metadata(wheel, "top_level.txt").split()
+    with zipfile.ZipFile(wheel) as z:
+        shipped = set(z.namelist())
+    modules = [f for f in checkout_files()
+               if f.endswith(".py") and f.split("/")[0] in top_level and _in_package(f)]
+    assert len(modules) > 20
+    assert [m for m in modules if m not in shipped] == []
+
+
+def seed_demo_world(python: str, workdir: Path, env: dict[str, str] | None) -> bytes:
+    subprocess.run([python, "-m", "pipeline.cli", "demo", "--workdir", str(workdir), "--seed-only"],
+                   cwd=workdir.parent, env=env, check=True, capture_output=True, timeout=300)
+    return (workdir / "truth.json").read_bytes()
+
+
+def test_the_wheel_alone_seeds_the_same_demo_world(wheel_venv, tmp_path):
+    """The local world and its bundled speech clips (package data) ship: the truth, PCM hashes included,
+    is the same as the checkout's."""
+    from_wheel = seed_demo_world(str(wheel_venv / "bin" / "python"), tmp_path / "wheel",
+                                 isolated_env(wheel_venv))
+    assert from_wheel == seed_demo_world(sys.executable, tmp_path / "checkout", None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(command: list[str], port: int, log: Path, **popen):
+    """A server process, once its port accepts connections; stopped afterwards."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, **popen)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"{command[2]} did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def worker_boot_launcher(venv: Path, folder: Path) -> Path:
+    """The pool's --container_executable: the venv's Python booting a worker as Beam's container does."""
+    launcher = folder / "boot.sh"
+    launcher.write_text(f'#!/bin/sh\nexec "{venv / "bin" / "python"}" -m runners.worker_boot "$@"\n')
+    launcher.chmod(0o755)
+    return launcher
+
+
+def test_workers_with_only_the_wheel_write_the_same_lake(world, default_run, wheel_venv, tmp_path):
+    summary, digests = default_run
+    pool_dir = tmp_path / "pool"  # the workers' working directory, outside the checkout
+    pool_dir.mkdir()
+    job_port, pool_port = free_port(), free_port()
+    job_service = [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+                   f"--port={job_port}"]
+    # S3 reaches the workers as it reaches any AWS process: the standard variables (here: moto's).
+    launcher = worker_boot_launcher(wheel_venv, pool_dir)
+    pool = [str(wheel_venv / "bin" / "python"), "-m", "apache_beam.runners.worker.worker_pool_main",
+            f"--service_port={pool_port}", f"--container_executable={launcher}"]
+    with serving(job_service, job_port, tmp_path / "job_service.log"), \
+            serving(pool, pool_port, tmp_path / "pool.log", cwd=pool_dir,
+                    env=isolated_env(wheel_venv, **world.s3.environment())):
+        try:
+            external = run(engine_args(world, tmp_path / "lake") + [
+                "--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
+                "--environment_type=EXTERNAL", f"--environment_config=localhost:{pool_port}"])
+        finally:
+            print((tmp_path / "pool.log").read_text()[-5000:])  # shown when the test fails
+    pool_log = (tmp_path / "pool.log").read_text()
+    # the pool's workers were booted by the launcher, and sdk_worker_main received the options
+    assert f"Starting worker with command ['{launcher}'" in pool_log and "Pipeline_options:" in pool_log
+    assert lake_digests(tmp_path / "lake") == digests
+    assert external == summary
+
+
+# --- Dataflow: AWS keys for the workers --------------------------------------------------------------
+
+CREDENTIAL_SCRIPT = ROOT / "runners" / "dataflow" / "aws_credentials.py"
+SECRET = "projects/p/secrets/voicelake-aws/versions/latest"
+
+
+class _FakeGoogle(http.server.BaseHTTPRequestHandler):
+    """The VM's metadata server and Secret Manager, as far as aws_credentials.py uses them."""
+    secret = b""
+
+    def do_GET(self):
+        if self.path.endswith("/service-accounts/default/token"):
+            ok, body = self.headers.get("Metadata-Flavor") == "Google", {"access_token": "tok"}
+        else:
+            ok = (self.path == f"/v1/{SECRET}:access" and self.headers.get("Authorization") == "Bearer tok")
+            body = {"payload": {"data": base64.b64encode(self.secret).decode()}}
+        data = json.dumps(body).encode() if ok else b"{}"
+        self.send_response(200 if ok else 403)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_google(monkeypatch, tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeGoogle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    config = tmp_path / "aws_config"  # what the Dockerfile writes, with this machine's Python
+    config.write_text(f"[default]\nregion = eu-west-1\n"
+                      f"credential_process = {sys.executable} {CREDENTIAL_SCRIPT} {SECRET}\n")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)  # the environment would win over the config file
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("GCE_METADATA_HOST", host)
+    monkeypatch.setenv("VOICELAKE_SECRET_MANAGER_URL", f"http://{host}")
+    yield _FakeGoogle
+    server.shutdown()
+
+
+def test_boto3_on_a_dataflow_worker_gets_the_aws_keys_from_secret_manager(fake_google):
+    import boto3
+
+    fake_google.secret = json.dumps({"AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "s3cr3t"}).encode()
+    session = boto3.session.Session()
+    keys = session.get_credentials().get_frozen_credentials()
+    assert (keys.access_key, keys.secret_key, keys.token) == ("AKIDEXAMPLE", "s3cr3t", None)
+    assert session.region_name == "eu-west-1"
+
+
+def test_a_secret_without_keys_is_one_line_that_does_not_echo_the_secret(fake_google):
+    import boto3
+    import botocore.exceptions
+
+    fake_google.secret = json.dumps({"AccessKeyId": "AKIDEXAMPLE", "secret": "s3cr3t"}).encode()
+    with pytest.raises(botocore.exceptions.CredentialRetrievalError) as raised:
+        boto3.session.Session().get_credentials()
+    assert f"cannot read AWS keys from {SECRET}: ValueError: the secret has no SecretAccessKey" in str(raised.value)
+    assert "s3cr3t" not in str(raised.value) and "AKIDEXAMPLE" not in str(raised.value)
