@@ -17,10 +17,11 @@ setup(
         "soundfile>=0.12,<1",
         "soxr>=0.5,<2",
         "numpy>=1.26,<3",
-        "moto[server]>=5.1,<6",
     ],
     extras_require={
-        "test": ["pytest>=8", "duckdb>=1.1", "hypothesis>=6.100"],
+        # the local world's S3 (voicelake demo, tests); production workers never need it
+        "local": ["moto[server]>=5.1,<6", "duckdb>=1.1"],
+        "test": ["moto[server]>=5.1,<6", "duckdb>=1.1", "pytest>=8", "hypothesis>=6.100"],
     },
     entry_points={"console_scripts": ["voicelake=pipeline.cli:main"]},
 )

@@ -207,7 +207,7 @@ def wheel_venv(wheel) -> Path:
             shutil.rmtree(venv, ignore_errors=True)  # an interrupted build
             # no --system-site-packages: the base interpreter's packages stay invisible too
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-            pip(venv, "install", str(wheel))
+            pip(venv, "install", f"{wheel}[local]")  # the demo world needs moto
             done.touch()
     pip(venv, "check")
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import pipeline; print(pipeline.__file__)"],
