@@ -728,7 +728,8 @@ def chime_call(sdr: SdrRecord | None, events: Iterable[StreamingEvent], *,
     over the SDR's window; the fetch stage lists those streams and keeps fragments whose
     ``TransactionId`` tag matches. Events alone suffice: the SDR is a billing record.
 
-    Channels: channel 0 = customer, channel 1 = agent (further legs follow, by start time).
+    Channels: channel 0 = customer, channel 1 = agent; a party whose leg reconnects on another
+    stream keeps its channel (streams of one role, or else of one isCaller, share it).
     ``customer_leg="auto"`` reads ``direction``: Inbound -> the caller leg is the customer,
     Outbound (PBX agent dials out) -> the callee leg is; "caller" / "callee" force one. SIPREC
     legs (``sdp.mediaLabel``): isCaller is undefined there, so the customer is the leg whose
@@ -805,7 +806,7 @@ def _leg_spans(legs: list[_Leg], sdr: SdrRecord | None, events: list[StreamingEv
                direction: str | None, customer_leg: str) -> tuple[StreamSpan, ...]:
     latest_end = max((leg.end_ms for leg in legs if leg.end_ms is not None), default=None)
     roles = _roles(legs, events, direction, customer_leg)
-    timed = []
+    timed, leg_channel = [], {}
     for leg in legs:
         start_ms = leg.start_ms if leg.start_ms is not None else (sdr.start_ms if sdr else None)
         end_ms = leg.end_ms if leg.end_ms is not None else (sdr.end_ms if sdr else latest_end)
@@ -816,9 +817,18 @@ def _leg_spans(legs: list[_Leg], sdr: SdrRecord | None, events: list[StreamingEv
         timed.append((leg, start_ms, end_ms))
     timed.sort(key=lambda t: (_ROLE_ORDER[roles.get(t[0].stream_arn)], _label_order(t[0].media_label),
                               t[1], t[0].stream_arn))
-    return tuple(StreamSpan(leg.stream_arn, start_ms, end_ms, channel=channel, role=roles.get(leg.stream_arn),
-                            start_fragment=leg.start_fragment, is_caller=leg.is_caller)
-                 for channel, (leg, start_ms, end_ms) in enumerate(timed))
+    # A leg that reconnects comes back on another stream: streams of the same party (same role, or
+    # else the same isCaller) share one channel, so the party's audio stays on one timeline.
+    channels: dict[object, int] = {}
+    for leg, _, _ in timed:
+        party = roles.get(leg.stream_arn) or (
+            ("caller" if leg.is_caller else "callee") if leg.is_caller is not None else leg.stream_arn)
+        channels.setdefault(party, len(channels))
+        leg_channel[leg.stream_arn] = channels[party]
+    return tuple(StreamSpan(leg.stream_arn, start_ms, end_ms, channel=leg_channel[leg.stream_arn],
+                            role=roles.get(leg.stream_arn), start_fragment=leg.start_fragment,
+                            is_caller=leg.is_caller)
+                 for leg, start_ms, end_ms in timed)
 
 
 def _label_order(label: str | None) -> tuple[int, int, str]:

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.model import CallSpec, Failure, StreamSpan
+from pipeline import records
 from pipeline.records import (
     ConnectAttributeKeys, Sourced, SdrKey, SdrRecord, StreamingEvent, chime_call, connect_calls,
     ctr_version, date_range, dedupe_key, event_key, firehose_hour_prefixes, iso_to_ms, latest_ctr,
@@ -741,3 +742,22 @@ def test_every_failure_reason_is_documented():
     assert set(REASONS) == {"bad_gzip", "bad_utf8", "bad_json", "not_an_object", "missing_field", "bad_field",
                             "bad_timestamp", "unsafe_id", "no_kvs_recording", "streaming_failed",
                             "inconsistent_records"}
+
+
+def test_a_leg_that_reconnects_on_another_stream_keeps_its_party_s_channel():
+    tx, vc = "88e56ace-7bd2-46d7-ac66-1a08068be69a", "vl7k2m9q4x1c8r5t3w6z0b"
+    arn = "arn:aws:kinesisvideo:us-east-1:111122223333:stream/ChimeVoiceConnector-{}-{}/1".format
+
+    def leg(status, stream, start, end, caller, direction):
+        return records.StreamingEvent(status=status, transaction_id=tx, voice_connector_id=vc,
+                                      call_id="x@y", source_key="k", stream_arn=arn(vc, stream),
+                                      start_fragment="1", start_ms=start, end_ms=end,
+                                      is_caller=caller, direction=direction)
+
+    for direction, roles in (("Inbound", ("customer", "agent")), (None, (None, None))):
+        events = [leg(s, "a", 1000, 50000, True, direction) for s in ("STARTED", "ENDED")]
+        events += [leg(s, "b", 2000, 90000, False, direction) for s in ("STARTED", "ENDED")]
+        events += [leg(s, "c", 52000, 90000, True, direction) for s in ("STARTED", "ENDED")]
+        call = records.chime_call(None, events)
+        assert sorted((s.stream_arn, s.channel, s.role) for s in call.streams) == [
+            (arn(vc, "a"), 0, roles[0]), (arn(vc, "b"), 1, roles[1]), (arn(vc, "c"), 0, roles[0])]

@@ -74,6 +74,15 @@ def channel_blocks(call: CallSpec, ranges) -> tuple[dict[int, list], dict[int, s
     return blocks, {mapping[i]: streams[i] for i in legs}, set(blocks)
 
 
+def channel_roles(call: CallSpec, count: int) -> list[str | None]:
+    """Connect and discovered Chime legs follow the channel convention; Chime legs from streaming
+    events carry their own role (None where the records cannot tell)."""
+    named = {s.channel: s.role for s in call.streams if s.channel is not None}
+    if call.source == CHIME and named:
+        return [named.get(n) for n in range(count)]
+    return [ROLES[n] if n < len(ROLES) else None for n in range(count)]
+
+
 def call_window(call: CallSpec, blocks: dict[int, list], rate: int) -> tuple[int, int | None]:
     """Where the call's audio is: its blocks, kept inside the record's (slightly padded) window.
 
@@ -151,7 +160,7 @@ class _AnalyseCall(beam.DoFn):
                                                               sample_rate=rate) for n in numbers]
         gaps = [without_edges(c) if n in legs | absent else c.gaps for n, c in enumerate(channels)]
         stereo = audio.align_channels(channels)
-        roles = [ROLES[n] if n < len(ROLES) else None for n in range(stereo.shape[1])]
+        roles = channel_roles(call, stereo.shape[1])
         analysis = features.analyse_call(stereo, rate, roles, start_ms=start, gaps=gaps)
         relative = wav_relpath(call.date, call.partition_id, call.call_id)
         paths = [join(self.root, relative)]
