@@ -41,7 +41,7 @@ def synthesise(rng: random.Random, clips: dict[str, list[np.ndarray]], *, min_se
     """
     timeline: list[tuple[str, int, np.ndarray]] = []
     speaker, cursor = first_speaker, int(rng.uniform(0.2, 0.8) * SAMPLE_RATE)
-    while cursor < min_seconds * SAMPLE_RATE:
+    while not timeline or cursor < min_seconds * SAMPLE_RATE:  # at least one turn
         clip = rng.choice(clips[speaker])
         timeline.append((speaker, cursor, clip))
         if rng.random() < 0.2 and len(clip) > SAMPLE_RATE:  # a backchannel from the listener

@@ -237,7 +237,8 @@ def _seed_connect(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
         if last_of_day:  # ends just before midnight, its CTR lands in the next day's folder
             start_ms = max(start_ms, day + 86_400_000 - duration_ms - 20_000)
         contact_id = _uuid(rng)
-        lost = config.dropout_fragment if i == 0 else None
+        fragments = -(-len(customer) * 2 // CONNECT_FRAGMENT_BYTES)
+        lost = config.dropout_fragment if i == 0 and (config.dropout_fragment or 0) < fragments - 1 else None
         numbers = _put_connect_call(
             store, streams[slot].name, start_ms=start_ms, contact_id=contact_id,
             instance_id=instance_id, customer=customer, agent=agent,
