@@ -242,3 +242,19 @@ def test_a_call_split_over_many_small_ranges_reassembles_to_the_same_pcm(world, 
     run(pipeline_args(world, tmp_path, None, "--fragments_per_range=7"))
     same = {k: v for k, v in file_digests(tmp_path).items() if not k.startswith("_runs/")}
     assert same == {k: v for k, v in digests.items() if not k.startswith("_runs/")}
+
+
+def test_fragments_kvs_never_serves_send_their_call_to_failures_or_with_the_flag_to_gaps(world, tmp_path):
+    # every request loses about a third of its fragments to in-band FRAGMENT_NOT_FOUND chunks,
+    # and a single attempt leaves no chance to get them back
+    faults = Faults(missing_fragment_probability=0.3, seed=3)
+    with start_emulator(world.root / "kvs", faults=faults) as lossy:
+        strict = run(pipeline_args(world, tmp_path / "strict", lossy.url, "--max_attempts=1"))
+        lenient = run(pipeline_args(world, tmp_path / "lenient", lossy.url, "--max_attempts=1",
+                                    "--allow_missing_fragments"))
+    failed = [f for f in table(tmp_path / "strict", "failures") if f["reason"] == "fragment_not_found"]
+    assert sorted(f["call_id"] for f in failed) == sorted(c["call_id"] for c in world.truth.calls)
+    assert strict["calls"] == 0 and lenient["calls"] == len(world.truth.calls)
+    calls = table(tmp_path / "lenient", "calls")
+    assert all(r["partial"] and r["missing_fragments"] > 0 and r["gap_ms"] > 0 for r in calls)
+    assert sum(r["missing_fragments"] for r in calls) == lenient["missing_fragments"]
