@@ -16,78 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from measure import measured  # noqa: E402
 from runners.local.kvs_emulator import start_emulator  # noqa: E402
 from runners.local.kvs_store import KvsStore  # noqa: E402
 from runners.local.s3 import environment, local_s3  # noqa: E402
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, WorldConfig, seed_world  # noqa: E402
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo += children.get(pid, [])
-    return found
-
-
-def _hwm_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-class PeakRss(threading.Thread):
-    """Largest VmHWM of any process in a tree, sampled from /proc (ru_maxrss would inherit the
-    launching process's high-water mark across fork and exec)."""
-
-    def __init__(self, pid: int):
-        super().__init__(daemon=True)
-        self.pid, self.peak, self.done = pid, 0.0, threading.Event()
-
-    def run(self):
-        while not self.done.wait(0.1):
-            for pid in _descendants(self.pid):
-                self.peak = max(self.peak, _hwm_mb(pid))
-
-
-def measured(command: list[str], env: dict) -> dict:
-    """Run a child to completion: CPU seconds of it and its descendants, wall time, peak RSS."""
-    log = tempfile.TemporaryFile()
-    start = time.perf_counter()
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    watcher = PeakRss(child.pid)
-    watcher.start()
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    watcher.done.set()
-    watcher.join()
-    if status != 0:
-        log.seek(0)
-        raise SystemExit(f"{command[:3]} failed:\n{log.read().decode()[-3000:]}")
-    return {"cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": wall, "peak_rss_mb": watcher.peak}
 
 
 def main() -> None:
