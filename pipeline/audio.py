@@ -68,6 +68,30 @@ def samples_to_ms(samples, rate: int):
     return (2 * samples * 1000 + rate) // (2 * rate)
 
 
+def coalesce_blocks(blocks: Iterable[tuple[int, bytes]], sample_rate: int = 8000) -> list[tuple[int, bytes]]:
+    """Join blocks that follow on exactly (next start == this start + its duration) into runs.
+
+    A fragment's 16-50 blocks become one run, so what crosses a shuffle is a few large byte
+    strings per fragment rather than thousands of small tuples; assembling gives the same samples.
+    Blocks whose duration is not a whole millisecond, or that overlap, stay as they are.
+    """
+    runs: list[tuple[int, bytes]] = []
+    pending: list[bytes] = []
+    start = end = None
+    for t, pcm in blocks:
+        if pending and t == end:
+            pending.append(pcm)
+        else:
+            if pending:
+                runs.append((start, b"".join(pending)))
+            pending, start = [pcm], t
+        samples = len(pcm) // 2
+        end = t + samples * 1000 // sample_rate if samples * 1000 % sample_rate == 0 else None
+    if pending:
+        runs.append((start, b"".join(pending)))
+    return runs
+
+
 def assemble_channel(blocks: Iterable[tuple[int, bytes]], *, start_ms: int | None = None,
                      end_ms: int | None = None, sample_rate: int = 8000,
                      min_gap_ms: int = 1) -> AssembledChannel:

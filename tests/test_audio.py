@@ -226,3 +226,17 @@ def test_ml_wav_is_16k_stereo_peaking_at_minus_one_dbfs_per_channel():
     assert np.abs(back.astype(np.int32)).max(axis=0).tolist() == [peak, peak]
     mono, _ = sf.read(io.BytesIO(ml_wav_bytes(x[:, 0], 8000)), dtype="int16")
     assert np.array_equal(mono, back[:, 0])
+
+
+def test_blocks_that_follow_on_coalesce_into_runs_that_assemble_to_the_same_samples():
+    from pipeline.audio import coalesce_blocks
+
+    pcm = [bytes([i]) * 1024 for i in range(1, 7)]  # 512 samples = 64 ms each at 8 kHz
+    blocks = [(1000, pcm[0]), (1064, pcm[1]), (1128, pcm[2]),  # one run
+              (1300, pcm[3]),                                   # after a hole
+              (1364, pcm[4]), (1400, pcm[5])]                   # overlaps the one before
+    runs = coalesce_blocks(blocks, 8000)
+    assert [(t, len(b)) for t, b in runs] == [(1000, 3072), (1300, 2048), (1400, 1024)]
+    same = lambda bl: assemble_channel(bl, start_ms=1000, end_ms=1464, sample_rate=8000)  # noqa: E731
+    assert same(runs).samples.tobytes() == same(blocks).samples.tobytes()
+    assert same(runs).gaps == same(blocks).gaps

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from pipeline.audio import coalesce_blocks
 from pipeline.kvs_client import KvsArchive, KvsError, RetryPolicy
 from pipeline.model import CallSpec
 from transforms.common import call_key
@@ -76,7 +77,7 @@ class _FetchRange(beam.DoFn):
                 continue
             audio.fragments_kept += 1
             for name, track in fragment.tracks.items():
-                audio.tracks.setdefault(name, []).extend(track.blocks)
+                audio.tracks.setdefault(name, []).extend(coalesce_blocks(track.blocks, track.sample_rate))
                 audio.sample_rates[name] = track.sample_rate
         self.fragments.inc(audio.fragments_kept)
         self.foreign.inc(audio.fragments_foreign)
