@@ -238,11 +238,13 @@ class KvsArchive:
             raise ValueError(f"{len(wanted)} fragments: GetMediaForFragmentList takes 1 to 1000")
         client = self._media(stream_arn, GET_MEDIA_FOR_FRAGMENT_LIST)
         result = FetchResult()
-        pending = wanted
-        last_problem = ""
+        pending, failure = wanted, None
         for attempt in range(self.retry.max_attempts):
-            last_problem = ""
+            if attempt:
+                self.retry.sleep(self.retry.delay(attempt - 1))
             self.limiter.wait((stream_arn, GET_MEDIA_FOR_FRAGMENT_LIST))
+            result.attempts = attempt + 1
+            failure = None
             try:
                 response = client.get_media_for_fragment_list(StreamARN=stream_arn, Fragments=pending)
                 self._consume(response["Payload"], result)
@@ -251,17 +253,16 @@ class KvsArchive:
             except Exception as exc:  # noqa: BLE001 - sorted into retryable / fatal
                 if not is_retryable(exc):
                     raise KvsError(_fatal_reason(exc), str(exc)) from exc
-                last_problem = f"{error_code(exc) or type(exc).__name__}: {exc}"
+                failure = exc
             pending = [n for n in wanted if n not in result.fragments]
             if not pending:
-                break
-            if not last_problem:
-                last_problem = "incomplete response"
-            if attempt + 1 < self.retry.max_attempts:
-                self.retry.sleep(self.retry.delay(attempt))
-        result.missing = {n: result.errors.get(n, last_problem or "not returned")
-                          for n in wanted if n not in result.fragments}
-        result.attempts = attempt + 1
+                return result
+        if failure is not None:
+            # The service or the connection kept failing: that is the call's reason, not a gap.
+            code = error_code(failure) or type(failure).__name__
+            reason = "throttled" if code == "ClientLimitExceededException" else "kvs_unavailable"
+            raise KvsError(reason, f"gave up after {result.attempts} attempts: {code}: {failure}")
+        result.missing = {n: result.errors.get(n, "not in the response") for n in pending}
         return result
 
     def _consume(self, payload, result: "FetchResult") -> None:

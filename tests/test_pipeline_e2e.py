@@ -258,3 +258,11 @@ def test_fragments_kvs_never_serves_send_their_call_to_failures_or_with_the_flag
     calls = table(tmp_path / "lenient", "calls")
     assert all(r["partial"] and r["missing_fragments"] > 0 and r["gap_ms"] > 0 for r in calls)
     assert sum(r["missing_fragments"] for r in calls) == lenient["missing_fragments"]
+
+
+def test_a_stream_that_stays_throttled_fails_its_calls_with_the_reason(world, tmp_path):
+    with start_emulator(world.root / "kvs", faults=Faults(throttle_probability=1.0)) as throttled:
+        summary = run(pipeline_args(world, tmp_path, throttled.url, "--max_attempts=2"))
+    reasons = {f["call_id"]: f["reason"] for f in table(tmp_path, "failures") if f["stage"] != "records"}
+    assert reasons == {c["call_id"]: "throttled" for c in world.truth.calls}
+    assert summary["calls"] == 0
