@@ -55,6 +55,13 @@ def test_record_fragment_numbers_clip_the_listed_window_as_integers():
     assert [f.number for f in clip_to_record(listed, span)] == [str(base + 10), str(base + 11)]
 
 
+def test_the_record_s_start_and_stop_fragments_are_asked_for_even_when_not_listed():
+    base = 91343852333181000000000000000000000000000000000
+    span = StreamSpan("arn", 0, 1, start_fragment=str(base + 5), stop_fragment=str(base + 40))
+    clipped = clip_to_record(fragments(base + 10, base + 20), span)
+    assert [f.number for f in clipped] == [str(base + n) for n in (5, 10, 20, 40)]
+
+
 def test_ranges_hold_at_most_the_requested_number_of_fragments():
     chunks = split_ranges(fragments(*range(2500)), 1000)
     assert [len(c) for c in chunks] == [1000, 1000, 500]

@@ -266,3 +266,14 @@ def test_a_stream_that_stays_throttled_fails_its_calls_with_the_reason(world, tm
     reasons = {f["call_id"]: f["reason"] for f in table(tmp_path, "failures") if f["stage"] != "records"}
     assert reasons == {c["call_id"]: "throttled" for c in world.truth.calls}
     assert summary["calls"] == 0
+
+
+def test_a_call_whose_first_fragments_expired_fails_instead_of_silently_losing_its_start(world, tmp_path):
+    first = min((c for c in world.truth.calls if c["source"] == "connect"), key=lambda c: c["start_ms"])
+    retention_ms = 87600 * 3_600_000  # the demo streams' DataRetentionInHours
+    # ten seconds into the call have left the retention period; its end has not
+    with start_emulator(world.root / "kvs", now_ms=first["start_ms"] + retention_ms + 10_000) as later:
+        run(pipeline_args(world, tmp_path, later.url, "--max_attempts=1"))
+    failures = {f["call_id"]: f["reason"] for f in table(tmp_path, "failures") if f["stage"] != "records"}
+    assert failures.get(first["call_id"]) == "fragment_not_found"
+    assert first["call_id"] not in [r["call_id"] for r in table(tmp_path, "calls")]

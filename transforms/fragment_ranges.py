@@ -31,11 +31,18 @@ class FragmentRange:
 
 
 def clip_to_record(fragments: list[ListedFragment], span: StreamSpan) -> list[ListedFragment]:
-    """Keep fragments between the record's start and stop fragment numbers, where it has them."""
+    """Keep fragments between the record's start and stop fragment numbers, where it has them,
+    and ask for those two even when the listing lacks them (as VMX does): the start fragment can
+    begin before the padded window, and one that expired must show up as missing, not vanish."""
     low = int(span.start_fragment) if span.start_fragment else None
     high = int(span.stop_fragment) if span.stop_fragment else None
-    return [f for f in fragments
-            if (low is None or int(f.number) >= low) and (high is None or int(f.number) <= high)]
+    kept = {f.number: f for f in fragments
+            if (low is None or int(f.number) >= low) and (high is None or int(f.number) <= high)}
+    for number in (span.start_fragment, span.stop_fragment):
+        if number and number not in kept:
+            kept[number] = ListedFragment(number=number, producer_ms=span.start_ms,
+                                          server_ms=span.start_ms, duration_ms=0, size=0)
+    return sorted(kept.values(), key=lambda f: int(f.number))
 
 
 def split_ranges(fragments: list[ListedFragment], size: int) -> list[tuple[ListedFragment, ...]]:
