@@ -13,11 +13,8 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,28 +24,9 @@ from measure import measured  # noqa: E402
 from runners import engines  # noqa: E402
 from runners.local.kvs_emulator import start_emulator  # noqa: E402
 from runners.local.kvs_store import KvsStore  # noqa: E402
+from runners.local.processes import free_port, job_service_command, serving  # noqa: E402
 from runners.local.s3 import environment, local_s3  # noqa: E402
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, WorldConfig, seed_world  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def job_service() -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                                f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process, port
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the local job service did not start")
 
 
 def engine_options(job_port: int) -> dict[str, list[str] | str]:
@@ -96,9 +74,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="voicelake-engines-"))
     config = WorldConfig(connect_calls=args.connect_calls, chime_calls=args.chime_calls,
                          call_seconds=args.call_seconds, bucket="engines")
-    service, port = job_service()
+    port = free_port()
     results = []
-    try:
+    with serving(job_service_command(port), port):
         with local_s3() as s3, start_emulator(work / "kvs", tps_limit=None) as kvs, \
                 environment(s3.environment()):
             truth = seed_world(s3.client(), KvsStore(work / "kvs"), config)
@@ -114,9 +92,6 @@ def main() -> None:
                     f"--ctr_prefix={bucket}{PREFIX_CTR}", f"--sdr_prefix={bucket}{PREFIX_SDR}",
                     f"--events_prefix={bucket}{PREFIX_EVENTS}", f"--output={lake}",
                     f"--kvs_endpoint_url={kvs.url}", *options], dict(os.environ)), lake))
-    finally:
-        service.terminate()
-        service.wait(30)
     reference = next(lake for _, m, lake in results if lake is not None)
     print(f"{len(truth.calls)} calls, {audio_h * 60:.1f} audio-minutes, {os.cpu_count()} CPUs")
     print(f"{'engine':46} {'wall s':>7} {'CPU s':>7} {'audio-h/CPU-h':>14} {'peak RSS MB':>12} {'same lake':>10}")

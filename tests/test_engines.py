@@ -17,7 +17,6 @@ they are documented, not tested.
 from __future__ import annotations
 
 import base64
-import contextlib
 import fcntl
 import hashlib
 import http.server
@@ -25,11 +24,9 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 import zipfile
 from pathlib import Path
 
@@ -37,6 +34,7 @@ import pytest
 
 from pipeline.run import run
 from runners import engines
+from runners.local.processes import free_port, job_service_command, serving
 from tests.conftest import ROOT
 from tests.test_pipeline_e2e import file_digests, pipeline_args
 
@@ -245,33 +243,6 @@ def test_the_wheel_alone_seeds_the_same_demo_world(wheel_venv, tmp_path):
     assert from_wheel == seed_demo_world(sys.executable, tmp_path / "checkout", None)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(command: list[str], port: int, log: Path, **popen):
-    """A server process, once its port accepts connections; stopped afterwards."""
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, **popen)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"{command[2]} did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.2)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(30)
-
-
 def worker_boot_launcher(venv: Path, folder: Path) -> Path:
     """The pool's --container_executable: the venv's Python booting a worker as Beam's container does."""
     launcher = folder / "boot.sh"
@@ -285,8 +256,7 @@ def test_workers_with_only_the_wheel_write_the_same_lake(world, default_run, whe
     pool_dir = tmp_path / "pool"  # the workers' working directory, outside the checkout
     pool_dir.mkdir()
     job_port, pool_port = free_port(), free_port()
-    job_service = [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                   f"--port={job_port}"]
+    job_service = job_service_command(job_port)
     # S3 reaches the workers as it reaches any AWS process: the standard variables (here: moto's).
     launcher = worker_boot_launcher(wheel_venv, pool_dir)
     pool = [str(wheel_venv / "bin" / "python"), "-m", "apache_beam.runners.worker.worker_pool_main",

@@ -111,8 +111,8 @@ def test_a_connect_call_fetched_over_http_decodes_with_mkvextract_to_its_ground_
     # mkvmerge id 0 is TrackNumber 1: AUDIO_TO_CUSTOMER when that track comes first.
     to_id, from_id = (0, 1) if stream["to_customer_first"] else (1, 0)
     done = subprocess.run(["mkvextract", str(tmp_path / "body.mkv"), "tracks",
-                           f"--raw", f"{from_id}:{tmp_path / 'from.pcm'}",
-                           f"--raw", f"{to_id}:{tmp_path / 'to.pcm'}"], capture_output=True)
+                           "--raw", f"{from_id}:{tmp_path / 'from.pcm'}",
+                           "--raw", f"{to_id}:{tmp_path / 'to.pcm'}"], capture_output=True)
     assert done.returncode in (0, 1), done.stderr  # 1 = warnings about the chained Segments
     for channel, name in ((0, "from.pcm"), (1, "to.pcm")):
         pcm = (tmp_path / name).read_bytes()

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import subprocess
-import sys
 import time
 import wave
 from pathlib import Path
@@ -22,6 +19,7 @@ import pytest
 
 from pipeline.run import run
 from runners.local.kvs_emulator import Faults, start_emulator
+from runners.local.processes import free_port, job_service_command, serving
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR
 from schemas import tables
 
@@ -195,31 +193,13 @@ def test_expired_media_sends_every_call_to_failures_once_with_the_reason(world, 
     assert table(tmp_path, "calls") == [] and summary["calls"] == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_portable_runner_with_a_loopback_worker_writes_the_same_lake(world, first_run, tmp_path):
     lake, _, digests = first_run
-    port = _free_port()
-    service = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                                f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+    port = free_port()
+    with serving(job_service_command(port), port):
         args = [a for a in pipeline_args(world, tmp_path) if not a.startswith("--runner")]
         run(args + ["--runner=PortableRunner", f"--job_endpoint=localhost:{port}",
                     "--environment_type=LOOPBACK"])
-    finally:
-        service.terminate()
-        service.wait(30)
     assert file_digests(tmp_path) == digests
 
 

@@ -14,7 +14,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipeline.kvs_client import KvsArchive, KvsError, ListedFragment, RetryPolicy
-from pipeline.model import CallSpec, Failure, StreamSpan
+from pipeline.model import CallSpec, StreamSpan
 from transforms.common import FAILURES, call_failure
 
 NAMESPACE = "voicelake.fragments"
