@@ -10,23 +10,21 @@ it.  Timings are printed, never asserted.
 """
 from __future__ import annotations
 
-import argparse
 import filecmp
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from measure import measured  # noqa: E402
+from measure import measured, seeded_world_arguments  # noqa: E402
 from runners import engines  # noqa: E402
 from runners.local.kvs_emulator import start_emulator  # noqa: E402
 from runners.local.kvs_store import KvsStore  # noqa: E402
 from runners.local.processes import free_port, job_service_command, serving  # noqa: E402
 from runners.local.s3 import environment, local_s3  # noqa: E402
-from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, WorldConfig, seed_world  # noqa: E402
+from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, seed_world  # noqa: E402
 
 
 def engine_options(job_port: int) -> dict[str, list[str] | str]:
@@ -66,14 +64,8 @@ def same_lake(a: Path, b: Path) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--connect-calls", type=int, default=4)
-    parser.add_argument("--chime-calls", type=int, default=2)
-    parser.add_argument("--call-seconds", type=float, default=180.0)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="voicelake-engines-"))
-    config = WorldConfig(connect_calls=args.connect_calls, chime_calls=args.chime_calls,
-                         call_seconds=args.call_seconds, bucket="engines")
+    config, work = seeded_world_arguments("voicelake-engines-", connect_calls=4, chime_calls=2,
+                                          call_seconds=180.0, bucket="engines")
     port = free_port()
     results = []
     with serving(job_service_command(port), port):

@@ -1,7 +1,8 @@
-"""Measuring a command as a whole process tree: CPU seconds (descendants included), wall time and
+"""What the benchmarks share: the seeded world they run on, and measuring a command as a whole process tree: CPU seconds (descendants included), wall time and
 the peak RSS of its largest process, for the benchmarks' tables."""
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import tempfile
@@ -65,3 +66,18 @@ def measured(command: list[str], env: dict) -> dict:
         log.seek(0)
         raise SystemExit(f"{command[:3]} failed:\n{log.read().decode()[-3000:]}")
     return {"cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": wall, "peak_rss_mb": watcher.peak}
+
+
+def seeded_world_arguments(prefix: str, *, connect_calls: int, chime_calls: int, call_seconds: float,
+                           **config):
+    """The benchmark's command line (how many calls, how long) -> (WorldConfig, a fresh work folder)."""
+    from runners.local.seed import WorldConfig
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--connect-calls", type=int, default=connect_calls)
+    parser.add_argument("--chime-calls", type=int, default=chime_calls)
+    parser.add_argument("--call-seconds", type=float, default=call_seconds)
+    args = parser.parse_args()
+    world = WorldConfig(connect_calls=args.connect_calls, chime_calls=args.chime_calls,
+                        call_seconds=args.call_seconds, **config)
+    return world, Path(tempfile.mkdtemp(prefix=prefix))

@@ -13,32 +13,24 @@ as a test: timings are printed, not asserted.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from measure import measured  # noqa: E402
+from measure import measured, seeded_world_arguments  # noqa: E402
 from runners.local.kvs_emulator import start_emulator  # noqa: E402
 from runners.local.kvs_store import KvsStore  # noqa: E402
 from runners.local.s3 import environment, local_s3  # noqa: E402
-from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, WorldConfig, seed_world  # noqa: E402
+from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, seed_world  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--connect-calls", type=int, default=6)
-    parser.add_argument("--chime-calls", type=int, default=3)
-    parser.add_argument("--call-seconds", type=float, default=120.0)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="voicelake-bench-"))
-    config = WorldConfig(connect_calls=args.connect_calls, chime_calls=args.chime_calls,
-                         call_seconds=args.call_seconds, bad_records=False, bucket="bench")
+    config, work = seeded_world_arguments("voicelake-bench-", connect_calls=6, chime_calls=3,
+                                          call_seconds=120.0, bad_records=False, bucket="bench")
     with local_s3() as s3, start_emulator(work / "kvs", tps_limit=None) as kvs, \
             environment(s3.environment()):
         truth = seed_world(s3.client(), KvsStore(work / "kvs"), config, work / "truth.json")
