@@ -16,6 +16,8 @@ from runners.local.seed import WorldConfig, seed_world
 # Beam's Prism runner logs from an atexit hook, after pytest has closed its capture streams; the
 # resulting "--- Logging error ---" traceback would trail the test summary in every CI log.
 logging.raiseExceptions = False
+# ...and its "Really destroying service" warning at exit is routine, not news.
+logging.getLogger("apache_beam.utils.subprocess_server").setLevel(logging.ERROR)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
