@@ -1,6 +1,9 @@
 """What every stage shares: the failures output tag and how a call becomes a failure row."""
 from __future__ import annotations
 
+import apache_beam as beam
+
+from pipeline.kvs_client import KvsArchive, RetryPolicy
 from pipeline.model import CallSpec, Failure
 
 FAILURES = "failures"
@@ -15,3 +18,15 @@ def call_failure(call: CallSpec, stage: str, reason: str, detail: str) -> Failur
     return Failure(stage=stage, reason=reason, detail=detail, source=call.source,
                    call_id=call.call_id, partition_id=call.partition_id, date=call.date,
                    source_key=call.source_key, source_offset=call.source_offset)
+
+
+class KvsDoFn(beam.DoFn):
+    """A DoFn that talks to KVS: the archive (paced, retried, cached endpoints) is built per worker
+    in ``setup``, never pickled with the DoFn."""
+
+    def __init__(self, *, endpoint_url, region, max_attempts):
+        self.endpoint_url, self.region, self.max_attempts = endpoint_url, region, max_attempts
+
+    def setup(self):
+        self.archive = KvsArchive(endpoint_url=self.endpoint_url, region=self.region,
+                                  retry=RetryPolicy(max_attempts=self.max_attempts))

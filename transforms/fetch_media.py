@@ -14,9 +14,9 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipeline.audio import coalesce_blocks
-from pipeline.kvs_client import KvsArchive, KvsError, RetryPolicy
+from pipeline.kvs_client import KvsError
 from pipeline.model import CallSpec
-from transforms.common import call_key
+from transforms.common import KvsDoFn, call_key
 from transforms.fragment_ranges import FragmentRange
 
 NAMESPACE = "voicelake.media"
@@ -47,17 +47,13 @@ def belongs_to_call(fragment, call: CallSpec, *, discovered: bool) -> bool:
     return call.start_ms <= fragment.producer_ms <= call.end_ms
 
 
-class _FetchRange(beam.DoFn):
-    def __init__(self, *, endpoint_url, region, max_attempts):
-        self.endpoint_url, self.region, self.max_attempts = endpoint_url, region, max_attempts
+class _FetchRange(KvsDoFn):
+    def __init__(self, **kvs):
+        super().__init__(**kvs)
         self.fragments = Metrics.counter(NAMESPACE, "fragments")
         self.foreign = Metrics.counter(NAMESPACE, "foreign_fragments")
         self.missing = Metrics.counter(NAMESPACE, "missing_fragments")
         self.bytes = Metrics.counter(NAMESPACE, "bytes_fetched")
-
-    def setup(self):
-        self.archive = KvsArchive(endpoint_url=self.endpoint_url, region=self.region,
-                                  retry=RetryPolicy(max_attempts=self.max_attempts))
 
     def process(self, rng: FragmentRange):
         audio = RangeAudio(call=rng.call, stream_index=rng.stream_index, stream_arn=rng.stream_arn,

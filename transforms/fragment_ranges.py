@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.kvs_client import KvsArchive, KvsError, ListedFragment, RetryPolicy
+from pipeline.kvs_client import KvsError, ListedFragment
 from pipeline.model import CallSpec, StreamSpan
-from transforms.common import FAILURES, call_failure
+from transforms.common import FAILURES, KvsDoFn, call_failure
 
 NAMESPACE = "voicelake.fragments"
 
@@ -51,17 +51,12 @@ def split_ranges(fragments: list[ListedFragment], size: int) -> list[tuple[Liste
     return [tuple(fragments[i:i + size]) for i in range(0, len(fragments), size)]
 
 
-class _PlanRanges(beam.DoFn):
-    def __init__(self, *, endpoint_url, region, selector, pad_ms, per_range, max_attempts):
-        self.endpoint_url, self.region = endpoint_url, region
+class _PlanRanges(KvsDoFn):
+    def __init__(self, *, selector, pad_ms, per_range, **kvs):
+        super().__init__(**kvs)
         self.selector, self.pad_ms, self.per_range = selector, pad_ms, per_range
-        self.max_attempts = max_attempts
         self.listed = Metrics.counter(NAMESPACE, "fragments_listed")
         self.ranges = Metrics.counter(NAMESPACE, "ranges")
-
-    def setup(self):
-        self.archive = KvsArchive(endpoint_url=self.endpoint_url, region=self.region,
-                                  retry=RetryPolicy(max_attempts=self.max_attempts))
 
     def _streams(self, call: CallSpec):
         """(stream index, arn, span) for every stream to read, discovering Chime pools."""
