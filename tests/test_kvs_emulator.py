@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +31,13 @@ HOUR = 3_600_000
 NOW = T0 + HOUR  # the frozen emulator clock unless a test says otherwise
 THREE_DAYS = 72 * HOUR
 ERROR_TYPE_URL = "https://kinesisvideo.amazonaws.com/doc/2017-09-30/"
-VOICELAKE = Path("/work/venv/bin/voicelake")
+
+
+def voicelake_script() -> str:
+    """The ``voicelake`` console script of the environment running the tests, wherever it lives."""
+    script = Path(sys.executable).with_name("voicelake")
+    assert script.is_file(), f"no voicelake console script beside {sys.executable}: pip install -e . first"
+    return str(script)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -472,7 +479,7 @@ def test_requests_are_not_logged_to_stderr(serve, store, capfd):
 
 
 def test_cli_help_lists_every_option():
-    result = subprocess.run([str(VOICELAKE), "kvs-emulator", "--help"], capture_output=True, text=True)
+    result = subprocess.run([voicelake_script(), "kvs-emulator", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     for option in ("--host", "--port", "--store", "--now", "--tps-limit", "--seed",
                    "--throttle-probability", "--error-500-probability", "--reset-probability",
@@ -483,7 +490,7 @@ def test_cli_help_lists_every_option():
 def test_cli_serves_a_store_with_a_frozen_clock_until_interrupted(store):
     number = stream_with(store, "leg", 1)[0].number
     process = subprocess.Popen(
-        [str(VOICELAKE), "kvs-emulator", "--store", str(store.root), "--port", "0",
+        [voicelake_script(), "kvs-emulator", "--store", str(store.root), "--port", "0",
          "--now", "2023-11-14T23:13:20Z"],  # NOW
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
