@@ -6,7 +6,7 @@ setup(
     version="0.1.0",
     description="Contact-center call audio from Kinesis Video Streams to an analytics and ML data lake",
     python_requires=">=3.10",
-    packages=find_packages(include=["pipeline*", "transforms*", "schemas*", "runners*"]),
+    packages=find_packages(include=["voicelake*", "pipeline*", "transforms*", "schemas*", "runners*"]),
     package_data={"runners.local": ["speech/*.wav", "speech/*.json"]},
     install_requires=[
         "apache-beam[aws]>=2.77.0,<2.78",

@@ -1,4 +1,4 @@
-"""Benchmark pipeline.mkv_parser against a plain ebmlite walk and ``mkvextract --raw``.
+"""Benchmark voicelake.mkv_parser against a plain ebmlite walk and ``mkvextract --raw``.
 
     python benchmarks/parse.py [--minutes 60] [--keep DIR]
 
@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.mkv_parser import iter_fragments  # noqa: E402
+from voicelake.mkv_parser import iter_fragments  # noqa: E402
 from runners.local import mkv_writer as w  # noqa: E402
 
 FRAGMENT_MS = 1024

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from pipeline.mkv_parser import Fragment, ParseError, iter_fragments
+from voicelake.mkv_parser import Fragment, ParseError, iter_fragments
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 

@@ -16,7 +16,7 @@ interpreter it runs in, so a local pool rehearses those workers faithfully::
 The pool calls the executable with the container contract's flags (``--id``,
 ``--provision_endpoint``, ``--control_endpoint``, ``--logging_endpoint``, ``--artifact_endpoint``).
 Staged artifacts are not installed: the worker's environment must already hold voicelake (the wheel).
-S3 does not depend on this: ``pipeline.storage`` reads the standard AWS variables of the pool.
+S3 does not depend on this: ``voicelake.storage`` reads the standard AWS variables of the pool.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.model import CHIME, CONNECT, CallSpec, StreamSpan
+from voicelake.model import CHIME, CONNECT, CallSpec, StreamSpan
 from transforms.analyse_calls import CallProblem, call_window, channel_blocks, channel_roles
 from transforms.fetch_media import RangeAudio
 

@@ -1,4 +1,4 @@
-"""Specifications of pipeline.audio: blocks -> channel timeline, channels -> stereo, float and WAV forms.
+"""Specifications of voicelake.audio: blocks -> channel timeline, channels -> stereo, float and WAV forms.
 
 Blocks are (epoch ms, s16le bytes) as the media stage hands them over; each test block is filled
 with one distinct value, so where its samples landed can be read straight off the result.
@@ -15,7 +15,7 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.audio import (
+from voicelake.audio import (
     AssembledChannel, Gap, align_channels, assemble_channel, level_normalise, ml_wav_bytes,
     normalise, to_float, to_int16, wav_bytes,
 )
@@ -229,7 +229,7 @@ def test_ml_wav_is_16k_stereo_peaking_at_minus_one_dbfs_per_channel():
 
 
 def test_blocks_that_follow_on_coalesce_into_runs_that_assemble_to_the_same_samples():
-    from pipeline.audio import coalesce_blocks
+    from voicelake.audio import coalesce_blocks
 
     pcm = [bytes([i]) * 1024 for i in range(1, 7)]  # 512 samples = 64 ms each at 8 kHz
     blocks = [(1000, pcm[0]), (1064, pcm[1]), (1128, pcm[2]),  # one run

@@ -1,4 +1,4 @@
-"""Specifications of pipeline.features: exact values on synthetic calls, an oracle on real calls.
+"""Specifications of voicelake.features: exact values on synthetic calls, an oracle on real calls.
 
 Synthetic speech is a 2 kHz square wave (+A, +A, -A, -A at 8 kHz): its power is exactly A², so
 every level below is exact.  All times are multiples of the 20 ms frame.
@@ -18,8 +18,8 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.audio import Gap
-from pipeline.features import CLIP_LEVEL, VAD_METHOD, VadConfig, analyse_call
+from voicelake.audio import Gap
+from voicelake.features import CLIP_LEVEL, VAD_METHOD, VadConfig, analyse_call
 from schemas.tables import rows_to_table
 from tests.conftest import shared_path
 

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.model import CallSpec, Failure, StreamSpan
-from pipeline import records
-from pipeline.records import (
+from voicelake.model import CallSpec, Failure, StreamSpan
+from voicelake import records
+from voicelake.records import (
     ConnectAttributeKeys, Sourced, SdrKey, SdrRecord, StreamingEvent, chime_call, connect_calls,
     ctr_version, date_range, dedupe_key, event_key, firehose_hour_prefixes, iso_to_ms, latest_ctr,
     parse_sdr, parse_sdr_key, parse_streaming_event, read_records, safe_path_part, sdr_day_prefixes,

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.audio import Gap
-from pipeline.features import analyse_call
+from voicelake.audio import Gap
+from voicelake.features import analyse_call
 from schemas import athena
 from schemas.tables import (
     DESCRIPTION, PARTITION_COLUMNS, TABLES, TIMESTAMP, athena_type, col, describe_markdown,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import storage
+from voicelake import storage
 
 
 @pytest.fixture(params=["local", "s3"])

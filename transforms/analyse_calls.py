@@ -1,8 +1,8 @@
 """(call key, [RangeAudio]) -> the call's rows, its WAV, or one Failure.
 
 This is the one place that sees a whole call, so it decides once per call whether the call lands
-in ``calls`` or in ``failures``.  The audio steps are the pure functions of ``pipeline.audio`` and
-``pipeline.features``; this DoFn maps tracks and legs to channels, writes the WAV and adds identity.
+in ``calls`` or in ``failures``.  The audio steps are the pure functions of ``voicelake.audio`` and
+``voicelake.features``; this DoFn maps tracks and legs to channels, writes the WAV and adds identity.
 
 Channel convention: 0 = customer, 1 = agent.  Connect: AUDIO_FROM_CUSTOMER (or the legacy
 ``Track_audio/L16``) is channel 0, AUDIO_TO_CUSTOMER (agent, prompts) channel 1.  Chime: the
@@ -18,8 +18,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from pipeline import audio, features
-from pipeline.model import CHIME, CONNECT, CallSpec
+from voicelake import audio, features
+from voicelake.model import CHIME, CONNECT, CallSpec
 from transforms.common import FAILURES, call_failure
 from transforms.lake_sink import join, wav_relpath, write_bytes
 

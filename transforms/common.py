@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from pipeline.kvs_client import KvsArchive, RetryPolicy
-from pipeline.model import CallSpec, Failure
+from voicelake.kvs_client import KvsArchive, RetryPolicy
+from voicelake.model import CallSpec, Failure
 
 FAILURES = "failures"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.model import Failure
+from voicelake.model import Failure
 
 NAMESPACE = "voicelake.failures"
 UNKNOWN_PARTITION = "unknown"

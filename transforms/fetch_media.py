@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.audio import coalesce_blocks
-from pipeline.kvs_client import KvsError
-from pipeline.model import CallSpec
+from voicelake.audio import coalesce_blocks
+from voicelake.kvs_client import KvsError
+from voicelake.model import CallSpec
 from transforms.common import KvsDoFn, call_key
 from transforms.fragment_ranges import FragmentRange
 

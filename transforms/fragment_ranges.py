@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.kvs_client import KvsError, ListedFragment
-from pipeline.model import CallSpec, StreamSpan
+from voicelake.kvs_client import KvsError, ListedFragment
+from voicelake.model import CallSpec, StreamSpan
 from transforms.common import FAILURES, KvsDoFn, call_failure
 
 NAMESPACE = "voicelake.fragments"

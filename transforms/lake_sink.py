@@ -15,7 +15,7 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
-from pipeline import storage
+from voicelake import storage
 from schemas import tables
 
 NAMESPACE = "voicelake.lake"

@@ -4,7 +4,7 @@ Connect: CTRs arrive through Firehose, concatenated without delimiter, at least 
 their *arrival* hour; the run reads its days plus a look-ahead window and keeps one CTR per
 ContactId (the latest LastUpdateTimestamp).  Chime: one call per TransactionId, joining the SDR
 (billing, optional) with the streaming-status events (streams, legs, roles).  The parsing itself is
-``pipeline.records``; these transforms only list, read, group and route.
+``voicelake.records``; these transforms only list, read, group and route.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import re
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline import records, storage
-from pipeline.model import CHIME, CONNECT, CallSpec, Failure
+from voicelake import records, storage
+from voicelake.model import CHIME, CONNECT, CallSpec, Failure
 from transforms.common import FAILURES
 
 NAMESPACE = "voicelake.records"

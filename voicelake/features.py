@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.audio import FULL_SCALE, Gap, samples_to_ms
+from voicelake.audio import FULL_SCALE, Gap, samples_to_ms
 
 VAD_METHOD = "energy-v1"
 SILENCE_DBFS = -120.0  # stands for digital silence (and floors every level)

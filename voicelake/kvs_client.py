@@ -24,7 +24,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from pipeline import mkv_parser
+from voicelake import mkv_parser
 
 LIST_FRAGMENTS = "LIST_FRAGMENTS"
 GET_MEDIA_FOR_FRAGMENT_LIST = "GET_MEDIA_FOR_FRAGMENT_LIST"

@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Iterable, Iterator, NamedTuple
 from xml.etree import ElementTree
 
-from pipeline.model import CHIME, CONNECT, CallSpec, Failure, StreamSpan
+from voicelake.model import CHIME, CONNECT, CallSpec, Failure, StreamSpan
 
 STAGE = "records"
 
