@@ -1,11 +1,12 @@
-"""The data flow, composed: records -> calls -> fragment ranges -> audio -> rows -> the lake."""
+"""The data flow, composed: records -> calls -> fragment ranges -> (by stream) channel files ->
+(by call) features and WAVs -> rows -> the lake.  Only small values cross the two shuffles."""
 from __future__ import annotations
 
 import apache_beam as beam
 
 from pipeline.options import VoicelakeOptions, run_dates
 from transforms.analyse_calls import AnalyseCalls
-from transforms.fetch_media import FetchRanges
+from transforms.fetch_media import FetchStreams
 from transforms.fragment_ranges import PlanFragmentRanges
 from transforms.lake_sink import WriteLake
 from transforms.read_records import ReadChimeCalls, ReadConnectCalls
@@ -36,8 +37,9 @@ def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:
         endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region,
         selector=opts.fragment_selector, pad_ms=opts.max_fragment_ms,
         fragments_per_range=opts.fragments_per_range, max_attempts=opts.max_attempts)
-    audio = ranges | "FetchMedia" >> FetchRanges(
-        endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region, max_attempts=opts.max_attempts)
+    audio = ranges | "FetchMedia" >> FetchStreams(
+        opts.output, endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region,
+        max_attempts=opts.max_attempts)
     rows, wavs, bad_audio = audio | "Analyse" >> AnalyseCalls(
         opts.output, target_sample_rate=opts.target_sample_rate,
         allow_missing_fragments=opts.allow_missing_fragments,

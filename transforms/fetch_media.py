@@ -1,41 +1,37 @@
-"""FragmentRange -> RangeAudio: fetch one GetMediaForFragmentList request and keep the call's audio.
+"""FragmentRange -> StreamAudio: fetch a stream's ranges in order and write each call's audio
+tracks to channel files as the bodies stream in.
+
+Ranges are grouped by stream, so one worker reads one stream at a time, in order: KVS allows 5
+requests per second per stream and API, and a pooled stream serves its calls one after the other,
+so this paces every stream job-wide on any engine while different streams run in parallel.  The
+samples go from the parsed body straight to their place in a channel file (``channel_file``):
+what leaves this stage is paths, covered ranges and counts, never audio.
 
 Streams are pooled and reused (kvs.md §6.8), so a listed window can hold another call's fragments:
 each fragment is kept only if its ContactId / TransactionId tag names this call.  A fragment with
 no such tag is kept by time alone, and only on a stream the record named (never on a discovered
-one).  A range never fails on its own: whatever went wrong travels in ``RangeAudio.error`` /
+one).  A stream never fails on its own: whatever went wrong travels in ``StreamAudio.error`` /
 ``missing`` to the per-call stage, which decides once per call (so a call lands exactly once).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextlib
+import dataclasses
+from itertools import groupby
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from voicelake import storage
 from voicelake.audio import coalesce_blocks
+from voicelake.call_audio import grid
+from voicelake.channel_file import ChannelWriter
 from voicelake.kvs_client import KvsError
-from voicelake.model import CallSpec
+from voicelake.model import CallSpec, FragmentRange, StreamAudio
 from transforms.common import KvsDoFn, call_key
-from transforms.fragment_ranges import FragmentRange
+from transforms.lake_sink import scratch_dir
 
 NAMESPACE = "voicelake.media"
-
-
-@dataclass
-class RangeAudio:
-    call: CallSpec
-    stream_index: int
-    stream_arn: str
-    channel: int | None
-    range_index: int
-    tracks: dict = field(default_factory=dict)  # track name -> [(absolute ms, s16le bytes)]
-    sample_rates: dict = field(default_factory=dict)  # track name -> Hz
-    fragments_kept: int = 0
-    fragments_foreign: int = 0
-    missing: dict = field(default_factory=dict)  # fragment number -> reason
-    bytes_read: int = 0
-    error: tuple | None = None  # (reason, detail) when the range could not be fetched
 
 
 def belongs_to_call(fragment, call: CallSpec, *, discovered: bool) -> bool:
@@ -47,47 +43,110 @@ def belongs_to_call(fragment, call: CallSpec, *, discovered: bool) -> bool:
     return call.start_ms <= fragment.producer_ms <= call.end_ms
 
 
-class _FetchRange(KvsDoFn):
-    def __init__(self, **kvs):
+def is_audio(track) -> bool:
+    """Video tracks (V_...) are never audio; every other codec id on KVS carries PCM (kvs.md §6.4)."""
+    return not (track.codec_id or "").startswith("V_")
+
+
+class _StreamTracks:
+    """The channel files of one call's stream, one per audio track, opened as tracks appear."""
+
+    def __init__(self, root: str, call: CallSpec, stream_index: int, stack: contextlib.ExitStack):
+        self.folder = scratch_dir(root, call.date, call.source, call.partition_id, call.call_id)
+        self.call, self.stream_index, self.stack = call, stream_index, stack
+        self.writers: dict[str, ChannelWriter] = {}
+        self.paths: dict[str, str] = {}
+
+    def add(self, track) -> None:
+        writer = self.writers.get(track.name)
+        if writer is None:
+            path = f"{self.folder}/stream-{self.stream_index}-track-{len(self.writers)}.pcm"
+            local = self.stack.enter_context(storage.writable(path))
+            origin_ms, end_ms = grid(self.call)
+            writer = self.writers[track.name] = ChannelWriter(
+                local, origin_ms=origin_ms, end_ms=end_ms, sample_rate=track.sample_rate)
+            self.paths[track.name] = path
+        elif writer.rate != track.sample_rate:
+            raise KvsError("mixed_sample_rates", f"track {track.name} changes from {writer.rate} Hz "
+                           f"to {track.sample_rate} Hz")
+        for t, pcm in coalesce_blocks(track.blocks, track.sample_rate):
+            writer.write(t, pcm)
+
+    def close(self) -> tuple:
+        pieces = []
+        for name, writer in self.writers.items():
+            pieces.append((name, dataclasses.replace(writer.close(), path=self.paths[name])))
+        return tuple(pieces)
+
+
+class _FetchStream(KvsDoFn):
+    def __init__(self, root: str, **kvs):
         super().__init__(**kvs)
+        self.root = root
         self.fragments = Metrics.counter(NAMESPACE, "fragments")
         self.foreign = Metrics.counter(NAMESPACE, "foreign_fragments")
         self.missing = Metrics.counter(NAMESPACE, "missing_fragments")
         self.bytes = Metrics.counter(NAMESPACE, "bytes_fetched")
+        self.ranges = Metrics.counter(NAMESPACE, "ranges_fetched")
 
-    def process(self, rng: FragmentRange):
-        audio = RangeAudio(call=rng.call, stream_index=rng.stream_index, stream_arn=rng.stream_arn,
-                           channel=rng.channel, range_index=rng.range_index)
-        span_named = any(s.stream_arn == rng.stream_arn for s in rng.call.streams)
-        try:
-            result = self.archive.get_fragments(rng.stream_arn, [f.number for f in rng.fragments])
-        except KvsError as exc:
-            audio.error = (exc.reason, exc.detail)
-            yield call_key(rng.call), audio
-            return
-        audio.bytes_read, audio.missing = result.bytes_read, dict(result.missing)
-        for number in sorted(result.fragments, key=int):
-            fragment = result.fragments[number]
-            if not belongs_to_call(fragment, rng.call, discovered=not span_named):
-                audio.fragments_foreign += 1
-                continue
-            audio.fragments_kept += 1
-            for name, track in fragment.tracks.items():
-                audio.tracks.setdefault(name, []).extend(coalesce_blocks(track.blocks, track.sample_rate))
-                audio.sample_rates[name] = track.sample_rate
-        self.fragments.inc(audio.fragments_kept)
-        self.foreign.inc(audio.fragments_foreign)
-        self.missing.inc(len(audio.missing))
-        self.bytes.inc(audio.bytes_read)
-        yield call_key(rng.call), audio
+    def process(self, element):
+        _, ranges = element
+        ordered = sorted(ranges, key=lambda r: (r.call.start_ms, call_key(r.call), r.stream_index,
+                                                r.range_index))
+        for _, call_ranges in groupby(ordered, key=lambda r: (call_key(r.call), r.stream_index)):
+            call_ranges = list(call_ranges)
+            yield call_key(call_ranges[0].call), self.fetch_stream(call_ranges)
+
+    def fetch_stream(self, ranges: list[FragmentRange]) -> StreamAudio:
+        first = ranges[0]
+        call = first.call
+        named = any(s.stream_arn == first.stream_arn for s in call.streams)
+        kept = foreign = bytes_read = 0
+        missing: dict[str, str] = {}
+        error = None
+        with contextlib.ExitStack() as stack:
+            tracks = _StreamTracks(self.root, call, first.stream_index, stack)
+            try:
+                for rng in ranges:
+                    fetch = self.archive.fetch_fragments(rng.stream_arn, [f.number for f in rng.fragments])
+                    try:
+                        for fragment in fetch:
+                            if not belongs_to_call(fragment, call, discovered=not named):
+                                foreign += 1
+                                continue
+                            kept += 1
+                            for track in fragment.tracks.values():
+                                if is_audio(track):
+                                    tracks.add(track)
+                    finally:
+                        bytes_read += fetch.bytes_read
+                        missing.update(fetch.missing)
+                        self.ranges.inc()
+            except KvsError as exc:
+                error = (exc.reason, exc.detail)
+            pieces = tracks.close()
+        self.fragments.inc(kept)
+        self.foreign.inc(foreign)
+        self.missing.inc(len(missing))
+        self.bytes.inc(bytes_read)
+        return StreamAudio(call=call, stream_index=first.stream_index, stream_arn=first.stream_arn,
+                           channel=first.channel, tracks=pieces, fragments_kept=kept,
+                           fragments_foreign=foreign,
+                           missing=tuple(sorted(missing.items(), key=lambda m: int(m[0]))),
+                           bytes_read=bytes_read, error=error)
 
 
-class FetchRanges(beam.PTransform):
-    """FragmentRange -> (call key, RangeAudio)."""
+class FetchStreams(beam.PTransform):
+    """FragmentRange -> (call key, StreamAudio), one per stream of each call."""
 
-    def __init__(self, *, endpoint_url=None, region=None, max_attempts=6):
+    def __init__(self, root: str, *, endpoint_url=None, region=None, max_attempts=6):
         super().__init__()
-        self.fn = _FetchRange(endpoint_url=endpoint_url, region=region, max_attempts=max_attempts)
+        self.fn = _FetchStream(root, endpoint_url=endpoint_url, region=region, max_attempts=max_attempts)
 
     def expand(self, ranges):
-        return ranges | "GetMediaForFragmentList" >> beam.ParDo(self.fn)
+        return (
+            ranges
+            | "ByStream" >> beam.Map(lambda r: (r.stream_arn, r))
+            | "GroupByStream" >> beam.GroupByKey()
+            | "GetMediaForFragmentList" >> beam.ParDo(self.fn)
+        )

@@ -2,32 +2,19 @@
 
 ListFragments selects by fragment *start*, so the fragment holding the call's first instant starts
 before the window: the window is padded by the longest fragment KVS allows, and the record's own
-start/stop fragment numbers bound the list where the record has them (kvs.md §6.7).  Fusion would
-keep a call's ranges on the worker that listed them, so the transform ends with a Reshuffle
-(beam.md §3).
+start/stop fragment numbers bound the list where the record has them (kvs.md §6.7).  The ranges
+go on to the fetch stage, which groups them by stream.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from voicelake.kvs_client import KvsError, ListedFragment
-from voicelake.model import CallSpec, StreamSpan
+from voicelake.model import CallSpec, FragmentRange, StreamSpan
 from transforms.common import FAILURES, KvsDoFn, call_failure
 
 NAMESPACE = "voicelake.fragments"
-
-
-@dataclass(frozen=True)
-class FragmentRange:
-    call: CallSpec
-    stream_index: int  # which StreamSpan of the call (discovered streams get their own indexes)
-    stream_arn: str
-    channel: int | None
-    fragments: tuple[ListedFragment, ...]
-    range_index: int
 
 
 def clip_to_record(fragments: list[ListedFragment], span: StreamSpan) -> list[ListedFragment]:
@@ -90,7 +77,7 @@ class _PlanRanges(KvsDoFn):
 
 
 class PlanFragmentRanges(beam.PTransform):
-    """CallSpec -> FragmentRange (main output) and Failure (tag ``failures``), reshuffled."""
+    """CallSpec -> FragmentRange (main output) and Failure (tag ``failures``)."""
 
     def __init__(self, *, endpoint_url=None, region=None, selector="SERVER_TIMESTAMP",
                  pad_ms=10_000, fragments_per_range=1000, max_attempts=6):
@@ -100,5 +87,4 @@ class PlanFragmentRanges(beam.PTransform):
 
     def expand(self, calls):
         planned = calls | "ListFragments" >> beam.ParDo(self.fn).with_outputs(FAILURES, main="ranges")
-        ranges = planned.ranges | "SpreadRanges" >> beam.Reshuffle()
-        return ranges, planned[FAILURES]
+        return planned.ranges, planned[FAILURES]

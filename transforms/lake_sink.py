@@ -20,6 +20,7 @@ from schemas import tables
 
 NAMESPACE = "voicelake.lake"
 AUDIO = "audio"
+SCRATCH = "_work"  # channel files of calls being assembled; removed when the run ends
 ROWS_PER_FILE = 200_000
 SAFE_PART = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 SORT_KEYS = {
@@ -50,6 +51,12 @@ def wav_relpath(date: str, partition: str, call_id: str, suffix: str = "") -> st
     """Where a call's WAV sits below the lake root (the calls.wav_path column)."""
     return f"{AUDIO}/date={safe_part(date)}/voice_connector_id={safe_part(partition)}/" \
            f"{safe_part(call_id)}{suffix}.wav"
+
+
+def scratch_dir(root: str, date: str, source: str, partition: str, call_id: str) -> str:
+    """Where the channel files of one call wait between the fetch and the per-call stage."""
+    return join(root, SCRATCH, f"date={safe_part(date)}", safe_part(source), safe_part(partition),
+                safe_part(call_id))
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -102,6 +109,8 @@ class _RemoveStale(beam.DoFn):
             for date in self.dates:
                 pattern = join(self.root, table, f"date={date}", "*", "*")
                 stale += [path for path in storage.list_paths(pattern) if path not in keep]
+        for date in self.dates:
+            storage.delete_tree(join(self.root, SCRATCH, f"date={date}"))
         if stale:
             storage.delete(sorted(stale))
             self.removed.inc(len(stale))

@@ -220,6 +220,19 @@ def normalise(x: np.ndarray, sr: int, target_sr: int = 16000) -> np.ndarray:
     return soxr.resample(y, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
+class Resampler:
+    """soxr "HQ" over a stream of chunks (one channel), for signals too long to hold whole."""
+
+    def __init__(self, rate: int, target_rate: int):
+        self._stream = None if rate == target_rate else soxr.ResampleStream(
+            rate, target_rate, 1, dtype="float32", quality="HQ")
+
+    def resample(self, y: np.ndarray, *, last: bool = False) -> np.ndarray:
+        if self._stream is None:
+            return y
+        return self._stream.resample_chunk(y, last=last)
+
+
 def level_normalise(y: np.ndarray, peak_dbfs: float = -1.0) -> np.ndarray:
     """Scale each channel of float (n,) or (n, k) audio so its peak is at ``peak_dbfs``.
 

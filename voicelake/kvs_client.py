@@ -226,59 +226,88 @@ class KvsArchive:
             if not token:
                 return sorted(found.values(), key=lambda f: int(f.number))
 
-    def get_fragments(self, stream_arn: str, numbers: Iterable[str]) -> "FetchResult":
-        """Fetch fragments by number, parsing the body as it streams; retry only what is missing.
-
-        A fragment counts as received when it arrived whole (not cut by the end of the body).
-        In-band ``FRAGMENT_NOT_FOUND`` chunks are retried too (KVS is eventually consistent right
-        after ingestion) and reported as missing if they persist.
-        """
+    def fetch_fragments(self, stream_arn: str, numbers: Iterable[str]) -> "MediaFetch":
+        """Fragments by number, each yielded as soon as it has streamed in whole; see MediaFetch."""
         wanted = list(dict.fromkeys(numbers))
         if not 0 < len(wanted) <= MAX_FRAGMENTS_PER_REQUEST:
             raise ValueError(f"{len(wanted)} fragments: GetMediaForFragmentList takes 1 to 1000")
-        client = self._media(stream_arn, GET_MEDIA_FOR_FRAGMENT_LIST)
-        result = FetchResult()
-        pending, failure = wanted, None
-        for attempt in range(self.retry.max_attempts):
+        return MediaFetch(self, stream_arn, wanted)
+
+    def get_fragments(self, stream_arn: str, numbers: Iterable[str]) -> "FetchResult":
+        """``fetch_fragments`` collected into one result (for tools and tests; the pipeline streams)."""
+        fetch = self.fetch_fragments(stream_arn, numbers)
+        fragments = {f.fragment_number: f for f in fetch}
+        return FetchResult(fragments=fragments, errors=dict(fetch.errors), missing=dict(fetch.missing),
+                           bytes_read=fetch.bytes_read, attempts=fetch.attempts)
+
+
+class MediaFetch:
+    """One range's GetMediaForFragmentList, parsed while the body streams in.
+
+    Iterating yields each requested fragment once, in body order, as soon as it arrived whole
+    (not cut by the end of the body), so a consumer holds one fragment at a time.  A retry asks
+    only for the fragments not yet yielded.  In-band ``FRAGMENT_NOT_FOUND`` chunks are retried too
+    (KVS is eventually consistent right after ingestion); after the last attempt the fragments
+    still not delivered are in ``missing`` with the reason.  A service that keeps failing raises
+    KvsError (throttled / kvs_unavailable) from the iteration; so does a fatal error.
+    """
+
+    def __init__(self, archive: KvsArchive, stream_arn: str, wanted: list[str]):
+        self.archive, self.stream_arn, self.wanted = archive, stream_arn, wanted
+        self.errors: dict[str, str] = {}  # number -> in-band error code of the last attempt
+        self.missing: dict[str, str] = {}  # number -> why it never arrived
+        self.bytes_read = 0
+        self.attempts = 0
+
+    def __iter__(self):
+        archive, retry = self.archive, self.archive.retry
+        client = archive._media(self.stream_arn, GET_MEDIA_FOR_FRAGMENT_LIST)
+        delivered: set[str] = set()
+        pending, failure = self.wanted, None
+        for attempt in range(retry.max_attempts):
             if attempt:
-                self.retry.sleep(self.retry.delay(attempt - 1))
-            self.limiter.wait((stream_arn, GET_MEDIA_FOR_FRAGMENT_LIST))
-            result.attempts = attempt + 1
+                retry.sleep(retry.delay(attempt - 1))
+            archive.limiter.wait((self.stream_arn, GET_MEDIA_FOR_FRAGMENT_LIST))
+            self.attempts = attempt + 1
             failure = None
             try:
-                response = client.get_media_for_fragment_list(StreamARN=stream_arn, Fragments=pending)
-                self._consume(response["Payload"], result)
+                response = client.get_media_for_fragment_list(StreamARN=self.stream_arn,
+                                                              Fragments=pending)
+                yield from self._consume(response["Payload"], delivered)
             except mkv_parser.ParseError as exc:
                 raise KvsError("corrupt_media", str(exc)) from exc
+            except KvsError:
+                raise
             except Exception as exc:  # noqa: BLE001 - sorted into retryable / fatal
                 if not is_retryable(exc):
                     raise KvsError(_fatal_reason(exc), str(exc)) from exc
                 failure = exc
-            pending = [n for n in wanted if n not in result.fragments]
+            pending = [n for n in self.wanted if n not in delivered]
             if not pending:
-                return result
+                return
         if failure is not None:
             # The service or the connection kept failing: that is the call's reason, not a gap.
             code = error_code(failure) or type(failure).__name__
             reason = "throttled" if code == "ClientLimitExceededException" else "kvs_unavailable"
-            raise KvsError(reason, f"gave up after {result.attempts} attempts: {code}: {failure}")
-        result.missing = {n: result.errors.get(n, "not in the response") for n in pending}
-        return result
+            raise KvsError(reason, f"gave up after {self.attempts} attempts: {code}: {failure}")
+        self.missing = {n: self.errors.get(n, "not in the response") for n in pending}
 
-    def _consume(self, payload, result: "FetchResult") -> None:
+    def _consume(self, payload, delivered: set[str]):
         counted = _CountingReader(payload)
+        wanted = set(self.wanted)
         try:
-            for fragment in mkv_parser.iter_fragments(counted, read_size=self.read_size):
+            for fragment in mkv_parser.iter_fragments(counted, read_size=self.archive.read_size):
                 number = fragment.fragment_number
-                if number is None:
+                if number is None or number not in wanted or number in delivered:
                     continue
                 if fragment.error is not None:
-                    result.errors[number] = fragment.error.code or "error chunk"
+                    self.errors[number] = fragment.error.code or "error chunk"
                 elif not fragment.truncated:
-                    result.fragments[number] = fragment
-                    result.errors.pop(number, None)
+                    delivered.add(number)
+                    self.errors.pop(number, None)
+                    yield fragment
         finally:
-            result.bytes_read += counted.count
+            self.bytes_read += counted.count
             payload.close()
 
 

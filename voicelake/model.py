@@ -2,8 +2,9 @@
 
 call record (CTR / SDR + streaming events)  --records-->  CallSpec (+ RecordFailure)
 CallSpec --fragments--> FragmentRange (one GetMediaForFragmentList request's worth)
-FragmentRange --media--> RangeAudio (per fragment, per track: absolutely timed PCM blocks)
-RangeAudio* --audio--> a call's channels --features--> rows of calls / channels / segments
+FragmentRange* of one stream --media--> StreamAudio (its tracks written to channel files on the
+  call's sample grid as the body streams in: only paths and covered ranges travel on)
+StreamAudio* of one call --audio--> features + WAVs --> rows of calls / channels / segments / gaps
 Anything that cannot go on becomes a Failure row with its reason.
 
 Times are integer epoch milliseconds (``*_ms``), UTC.  Fragment numbers stay decimal strings and
@@ -12,6 +13,10 @@ are compared as ``int``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # channel files need numpy; records and plans do not
+    from voicelake.channel_file import ChannelPiece
 
 CONNECT = "connect"
 CHIME = "chime"
@@ -50,6 +55,34 @@ class CallSpec:
     source_key: str  # the record's object key
     source_offset: int = 0  # byte offset of the record inside that object
     attributes: tuple[tuple[str, str], ...] = field(default=())  # direction, sip_call_id, ...
+
+
+@dataclass(frozen=True)
+class FragmentRange:
+    """One GetMediaForFragmentList request's worth of a call's fragments on one stream."""
+    call: CallSpec
+    stream_index: int  # which stream of the call (discovered streams get their own indexes)
+    stream_arn: str
+    channel: int | None
+    fragments: tuple  # ListedFragment, sorted by fragment number
+    range_index: int
+
+
+@dataclass(frozen=True)
+class StreamAudio:
+    """One stream of a call after fetching: each audio track written to a channel file on the
+    call's grid.  This is what crosses the per-call shuffle: paths, covered ranges and counts,
+    never samples."""
+    call: CallSpec
+    stream_index: int
+    stream_arn: str
+    channel: int | None
+    tracks: tuple[tuple[str, ChannelPiece], ...] = ()  # (track name, its channel file)
+    fragments_kept: int = 0
+    fragments_foreign: int = 0
+    missing: tuple[tuple[str, str], ...] = ()  # (fragment number, why it never arrived)
+    bytes_read: int = 0
+    error: tuple[str, str] | None = None  # (reason, detail) when the stream could not be fetched
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,13 @@ points it at an S3-compatible server such as the local one.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import os
 import re
+import shutil
+import tempfile
 import threading
 
 import boto3
@@ -91,6 +94,65 @@ def write_bytes(path: str, data: bytes) -> None:
     with open(partial, "wb") as f:
         f.write(data)
     os.replace(partial, path)
+
+
+@contextlib.contextmanager
+def writable(path: str):
+    """A local file path to write ``path``'s content to; published under ``path`` only when the
+    block ends without error (a local rename, or one streamed S3 upload), so a reader never sees
+    half a file and a big file never has to sit in memory."""
+    if is_s3(path):
+        fd, local = tempfile.mkstemp(prefix="voicelake-", suffix=os.path.splitext(path)[1])
+        os.close(fd)
+        try:
+            yield local
+            bucket, key = split_s3(path)
+            s3().upload_file(local, bucket, key)
+        finally:
+            os.remove(local)
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    partial = f"{path}.partial-{os.getpid()}-{threading.get_ident()}"
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+@contextlib.contextmanager
+def readable(path: str):
+    """A local file path holding ``path``'s content (an S3 object is downloaded, streaming)."""
+    if not is_s3(path):
+        yield path
+        return
+    fd, local = tempfile.mkstemp(prefix="voicelake-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        bucket, key = split_s3(path)
+        s3().download_file(bucket, key, local)
+        yield local
+    finally:
+        os.remove(local)
+
+
+def list_tree(folder: str) -> list[str]:
+    """Every file below ``folder``, at any depth."""
+    if is_s3(folder):
+        bucket, prefix = split_s3(folder.rstrip("/") + "/")
+        return sorted(f"s3://{bucket}/{item['Key']}"
+                      for page in s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                      for item in page.get("Contents", []))
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files)
+
+
+def delete_tree(folder: str) -> None:
+    """Remove ``folder`` and everything below it (nothing there is no error)."""
+    if is_s3(folder):
+        delete(list_tree(folder))
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def delete(paths: list[str]) -> None:
