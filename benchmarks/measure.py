@@ -43,12 +43,17 @@ class PeakRss(threading.Thread):
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
-        self.pid, self.peak, self.done = pid, 0.0, threading.Event()
+        self.pid, self.done = pid, threading.Event()
+        self.by_pid: dict[int, float] = {}  # every process of the tree -> its peak RSS, MB
+
+    @property
+    def peak(self) -> float:
+        return max(self.by_pid.values(), default=0.0)
 
     def run(self):
         while not self.done.wait(0.1):
             for pid in _descendants(self.pid):
-                self.peak = max(self.peak, _hwm_mb(pid))
+                self.by_pid[pid] = max(self.by_pid.get(pid, 0.0), _hwm_mb(pid))
 
 
 def measured(command: list[str], env: dict) -> dict:
@@ -65,7 +70,9 @@ def measured(command: list[str], env: dict) -> dict:
     if status != 0:
         log.seek(0)
         raise SystemExit(f"{command[:3]} failed:\n{log.read().decode()[-3000:]}")
-    return {"cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": wall, "peak_rss_mb": watcher.peak}
+    others = sorted((mb for pid, mb in watcher.by_pid.items() if pid != child.pid), reverse=True)
+    return {"cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": wall, "peak_rss_mb": watcher.peak,
+            "root_rss_mb": watcher.by_pid.get(child.pid, 0.0), "child_rss_mb": others}
 
 
 def seeded_world_arguments(prefix: str, *, connect_calls: int, chime_calls: int, call_seconds: float,

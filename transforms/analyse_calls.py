@@ -8,6 +8,7 @@ chunks (``voicelake.call_audio``), so a worker's memory does not grow with the c
 from __future__ import annotations
 
 import contextlib
+import time
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -52,16 +53,21 @@ class _AnalyseCall(beam.DoFn):
         self.allow_missing, self.write_raw = allow_missing_fragments, write_raw_channels
         self.calls = Metrics.counter(NAMESPACE, "calls")
         self.audio_ms = Metrics.counter(NAMESPACE, "audio_ms")
+        self.cpu_ms = Metrics.counter(NAMESPACE, "cpu_ms")  # this stage's own CPU, for profiles
 
     def process(self, element):
         _, streams = element
         streams = sorted(streams, key=lambda s: s.stream_index)
         call = streams[0].call
+        started = time.thread_time()
         try:
             rows, paths = self.analyse(call, streams)
         except CallProblem as problem:
+            rows, paths = None, problem
+        self.cpu_ms.inc(int((time.thread_time() - started) * 1000))
+        if rows is None:
             yield beam.pvalue.TaggedOutput(FAILURES, call_failure(
-                call, problem.stage, problem.reason, problem.detail))
+                call, paths.stage, paths.reason, paths.detail))
             return
         self.calls.inc()
         yield from rows

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from itertools import groupby
 
 import apache_beam as beam
@@ -88,6 +89,7 @@ class _FetchStream(KvsDoFn):
         self.missing = Metrics.counter(NAMESPACE, "missing_fragments")
         self.bytes = Metrics.counter(NAMESPACE, "bytes_fetched")
         self.ranges = Metrics.counter(NAMESPACE, "ranges_fetched")
+        self.cpu_ms = Metrics.counter(NAMESPACE, "cpu_ms")  # this stage's own CPU, for profiles
 
     def process(self, element):
         _, ranges = element
@@ -95,7 +97,10 @@ class _FetchStream(KvsDoFn):
                                                 r.range_index))
         for _, call_ranges in groupby(ordered, key=lambda r: (call_key(r.call), r.stream_index)):
             call_ranges = list(call_ranges)
-            yield call_key(call_ranges[0].call), self.fetch_stream(call_ranges)
+            started = time.thread_time()
+            fetched = self.fetch_stream(call_ranges)
+            self.cpu_ms.inc(int((time.thread_time() - started) * 1000))
+            yield call_key(call_ranges[0].call), fetched
 
     def fetch_stream(self, ranges: list[FragmentRange]) -> StreamAudio:
         first = ranges[0]

@@ -151,8 +151,11 @@ def delete_tree(folder: str) -> None:
     """Remove ``folder`` and everything below it (nothing there is no error)."""
     if is_s3(folder):
         delete(list_tree(folder))
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    parent = os.path.dirname(folder.rstrip("/"))
+    with contextlib.suppress(OSError):  # the parent goes too once it is empty (S3 has no folders)
+        os.rmdir(parent)
 
 
 def delete(paths: list[str]) -> None:
