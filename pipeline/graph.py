@@ -36,10 +36,11 @@ def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:
     ranges, bad_calls = all_calls | "FragmentRanges" >> PlanFragmentRanges(
         endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region,
         selector=opts.fragment_selector, pad_ms=opts.max_fragment_ms,
-        fragments_per_range=opts.fragments_per_range, max_attempts=opts.max_attempts)
+        fragments_per_range=opts.fragments_per_range, max_attempts=opts.max_attempts,
+        retry_budget_s=opts.kvs_retry_budget_s)
     audio = ranges | "FetchMedia" >> FetchStreams(
         opts.output, endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region,
-        max_attempts=opts.max_attempts)
+        max_attempts=opts.max_attempts, retry_budget_s=opts.kvs_retry_budget_s)
     rows, wavs, bad_audio = audio | "Analyse" >> AnalyseCalls(
         opts.output, target_sample_rate=opts.target_sample_rate,
         allow_missing_fragments=opts.allow_missing_fragments,

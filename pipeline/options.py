@@ -42,7 +42,14 @@ class VoicelakeOptions(PipelineOptions):
                        help="fragments per GetMediaForFragmentList request, 1-1000; smaller gives "
                             "more parallelism (default 1000)")
         g.add_argument("--max_attempts", type=int, default=6,
-                       help="attempts per KVS request before the call is a failure (default 6)")
+                       help="rounds a fragment range gets when KVS answers without the fragment "
+                            "(in-band FRAGMENT_NOT_FOUND, a fragment shorter than listed) before it "
+                            "is reported missing (default 6)")
+        g.add_argument("--kvs_retry_budget_s", type=float, default=1800.0,
+                       help="seconds each KVS request (a fragment range, a listing) keeps retrying "
+                            "throttling, 5xx, resets and cut bodies, with backoff and jitter, before "
+                            "its call fails as throttled / kvs_unavailable (default 1800: a nightly "
+                            "batch outwaits a busy stream)")
         g.add_argument("--allow_missing_fragments", action="store_true", default=False,
                        help="keep a call whose fragments are missing or expired, as a partial call "
                             "with gaps (default: the call goes to failures with the reason)")

@@ -21,6 +21,16 @@ from transforms.lake_sink import join, wav_relpath
 
 NAMESPACE = "voicelake.analyse"
 WAVS = "wavs"
+# When a call's streams failed for several reasons, the cause is named, not the weather met on
+# the way: expired media is the reason even if a stream was also throttled.
+REASON_PRIORITY = ("outside_retention", "stream_not_found", "not_authorized", "corrupt_media",
+                   "mixed_sample_rates", "kvs_error", "throttled", "kvs_unavailable")
+
+
+def call_reason(errors: list[tuple[str, str]]) -> tuple[str, str]:
+    """The (reason, detail) that names a call's failure among its streams' errors."""
+    rank = {reason: i for i, reason in enumerate(REASON_PRIORITY)}
+    return min(errors, key=lambda e: (rank.get(e[0], len(rank)), e))
 
 
 def call_rows(call: CallSpec, streams, plan, analysis, *, target_rate: int, wav_path: str,
@@ -77,7 +87,7 @@ class _AnalyseCall(beam.DoFn):
     def analyse(self, call: CallSpec, streams):
         errors = [s.error for s in streams if s.error]
         if errors:
-            raise CallProblem(errors[0][0], errors[0][1], stage="media")
+            raise CallProblem(*call_reason(errors), stage="media")
         missing = {n: why for s in streams for n, why in s.missing}
         if missing and not self.allow_missing:
             first = sorted(missing, key=int)[0]

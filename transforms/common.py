@@ -24,9 +24,11 @@ class KvsDoFn(beam.DoFn):
     """A DoFn that talks to KVS: the archive (paced, retried, cached endpoints) is built per worker
     in ``setup``, never pickled with the DoFn."""
 
-    def __init__(self, *, endpoint_url, region, max_attempts):
-        self.endpoint_url, self.region, self.max_attempts = endpoint_url, region, max_attempts
+    def __init__(self, *, endpoint_url, region, max_attempts, retry_budget_s):
+        self.endpoint_url, self.region = endpoint_url, region
+        self.max_attempts, self.retry_budget_s = max_attempts, retry_budget_s
 
     def setup(self):
         self.archive = KvsArchive(endpoint_url=self.endpoint_url, region=self.region,
-                                  retry=RetryPolicy(max_attempts=self.max_attempts))
+                                  retry=RetryPolicy(max_attempts=self.max_attempts,
+                                                    budget_s=self.retry_budget_s))

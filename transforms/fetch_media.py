@@ -113,7 +113,7 @@ class _FetchStream(KvsDoFn):
             tracks = _StreamTracks(self.root, call, first.stream_index, stack)
             try:
                 for rng in ranges:
-                    fetch = self.archive.fetch_fragments(rng.stream_arn, [f.number for f in rng.fragments])
+                    fetch = self.archive.fetch_fragments(rng.stream_arn, rng.fragments)
                     try:
                         for fragment in fetch:
                             if not belongs_to_call(fragment, call, discovered=not named):
@@ -144,9 +144,10 @@ class _FetchStream(KvsDoFn):
 class FetchStreams(beam.PTransform):
     """FragmentRange -> (call key, StreamAudio), one per stream of each call."""
 
-    def __init__(self, root: str, *, endpoint_url=None, region=None, max_attempts=6):
+    def __init__(self, root: str, *, endpoint_url=None, region=None, max_attempts=6, retry_budget_s=1800.0):
         super().__init__()
-        self.fn = _FetchStream(root, endpoint_url=endpoint_url, region=region, max_attempts=max_attempts)
+        self.fn = _FetchStream(root, endpoint_url=endpoint_url, region=region, max_attempts=max_attempts,
+                               retry_budget_s=retry_budget_s)
 
     def expand(self, ranges):
         return (

@@ -80,10 +80,11 @@ class PlanFragmentRanges(beam.PTransform):
     """CallSpec -> FragmentRange (main output) and Failure (tag ``failures``)."""
 
     def __init__(self, *, endpoint_url=None, region=None, selector="SERVER_TIMESTAMP",
-                 pad_ms=10_000, fragments_per_range=1000, max_attempts=6):
+                 pad_ms=10_000, fragments_per_range=1000, max_attempts=6, retry_budget_s=1800.0):
         super().__init__()
         self.fn = _PlanRanges(endpoint_url=endpoint_url, region=region, selector=selector,
-                              pad_ms=pad_ms, per_range=fragments_per_range, max_attempts=max_attempts)
+                              pad_ms=pad_ms, per_range=fragments_per_range, max_attempts=max_attempts,
+                              retry_budget_s=retry_budget_s)
 
     def expand(self, calls):
         planned = calls | "ListFragments" >> beam.ParDo(self.fn).with_outputs(FAILURES, main="ranges")

@@ -55,15 +55,38 @@ class ListedFragment:
 
 @dataclass
 class RetryPolicy:
+    """How long a request keeps trying.
+
+    Transient faults (throttling, 5xx, resets, cut bodies) are retried for ``budget_s`` seconds
+    per request (per fragment range), however many attempts that takes: a nightly batch has hours,
+    and a call lost to a busy minute is lost for good.  What the service answers consistently
+    (an in-band FRAGMENT_NOT_FOUND, a fragment shorter than listed) gets ``max_attempts`` rounds,
+    then is reported.
+    """
     max_attempts: int = 6
+    budget_s: float = 1800.0
     base_delay_s: float = 0.2
     max_delay_s: float = 10.0
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, attempt: int) -> float:
         """Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^attempt)]."""
-        return self.rng.uniform(0, min(self.max_delay_s, self.base_delay_s * (2 ** attempt)))
+        return self.rng.uniform(0, min(self.max_delay_s, self.base_delay_s * (2 ** min(attempt, 30))))
+
+    def deadline(self) -> float:
+        return self.clock() + self.budget_s
+
+    def wait_or_give_up(self, attempt: int, deadline: float, exc: BaseException, attempts: int) -> None:
+        """Sleep before the next attempt, or raise the fault's KvsError once the budget is spent."""
+        delay = self.delay(attempt)
+        if self.clock() + delay > deadline:
+            code = error_code(exc) or type(exc).__name__
+            reason = "throttled" if code == "ClientLimitExceededException" else "kvs_unavailable"
+            raise KvsError(reason, f"gave up after {attempts} attempts in {self.budget_s:.0f} s: "
+                                   f"{code}: {exc}") from exc
+        self.sleep(delay)
 
 
 class RateLimiter:
@@ -155,19 +178,16 @@ class KvsArchive:
 
     # -- plumbing ------------------------------------------------------------------------------
     def _call(self, key: tuple, fn: Callable[[], object]):
-        for attempt in range(self.retry.max_attempts):
+        deadline, attempt = self.retry.deadline(), 0
+        while True:
             self.limiter.wait(key)
             try:
                 return fn()
             except Exception as exc:  # noqa: BLE001 - sorted into retryable / fatal below
                 if not is_retryable(exc):
                     raise KvsError(_fatal_reason(exc), str(exc)) from exc
-                if attempt + 1 == self.retry.max_attempts:
-                    code = error_code(exc) or type(exc).__name__
-                    reason = "throttled" if code == "ClientLimitExceededException" else "kvs_unavailable"
-                    raise KvsError(reason, f"gave up after {attempt + 1} attempts: {exc}") from exc
-                self.retry.sleep(self.retry.delay(attempt))
-        raise AssertionError("unreachable")
+                self.retry.wait_or_give_up(attempt, deadline, exc, attempt + 1)
+                attempt += 1
 
     def data_endpoint(self, stream_arn: str, api: str) -> str:
         key = (self.endpoint_url or "", stream_arn, api)
@@ -226,12 +246,17 @@ class KvsArchive:
             if not token:
                 return sorted(found.values(), key=lambda f: int(f.number))
 
-    def fetch_fragments(self, stream_arn: str, numbers: Iterable[str]) -> "MediaFetch":
-        """Fragments by number, each yielded as soon as it has streamed in whole; see MediaFetch."""
-        wanted = list(dict.fromkeys(numbers))
-        if not 0 < len(wanted) <= MAX_FRAGMENTS_PER_REQUEST:
-            raise ValueError(f"{len(wanted)} fragments: GetMediaForFragmentList takes 1 to 1000")
-        return MediaFetch(self, stream_arn, wanted)
+    def fetch_fragments(self, stream_arn: str, fragments: Iterable["ListedFragment | str"]) -> "MediaFetch":
+        """Fragments by number (or as ListFragments listed them, which lets a fragment cut short
+        at the end of a body be told from a whole one), each yielded as soon as it has streamed in
+        whole; see MediaFetch."""
+        listing = {}
+        for f in fragments:
+            listing.setdefault(f.number if isinstance(f, ListedFragment) else f,
+                               f if isinstance(f, ListedFragment) else None)
+        if not 0 < len(listing) <= MAX_FRAGMENTS_PER_REQUEST:
+            raise ValueError(f"{len(listing)} fragments: GetMediaForFragmentList takes 1 to 1000")
+        return MediaFetch(self, stream_arn, listing)
 
     def get_fragments(self, stream_arn: str, numbers: Iterable[str]) -> "FetchResult":
         """``fetch_fragments`` collected into one result (for tools and tests; the pipeline streams)."""
@@ -244,17 +269,19 @@ class KvsArchive:
 class MediaFetch:
     """One range's GetMediaForFragmentList, parsed while the body streams in.
 
-    Iterating yields each requested fragment once, in body order, as soon as it arrived whole
-    (not cut by the end of the body), so a consumer holds one fragment at a time.  A retry asks
-    only for the fragments not yet yielded.  In-band ``FRAGMENT_NOT_FOUND`` chunks are retried too
-    (KVS is eventually consistent right after ingestion); after the last attempt the fragments
-    still not delivered are in ``missing`` with the reason.  A service that keeps failing raises
-    KvsError (throttled / kvs_unavailable) from the iteration; so does a fatal error.
+    Iterating yields each requested fragment once, in body order, as soon as it is known whole,
+    so a consumer holds one fragment at a time.  A fragment followed by another chunk is whole; the
+    last fragment of a body is whole only if it is as long as ListFragments said (its audio span
+    and its bytes), because a body can end cleanly between two blocks.  A retry asks only for the
+    fragments not yet yielded.  Transient faults are retried within the policy's time budget, then
+    raise KvsError (throttled / kvs_unavailable) from the iteration; in-band FRAGMENT_NOT_FOUND
+    chunks and short fragments get ``max_attempts`` rounds, then are in ``missing`` with the reason.
     """
 
-    def __init__(self, archive: KvsArchive, stream_arn: str, wanted: list[str]):
-        self.archive, self.stream_arn, self.wanted = archive, stream_arn, wanted
-        self.errors: dict[str, str] = {}  # number -> in-band error code of the last attempt
+    def __init__(self, archive: KvsArchive, stream_arn: str, listing: dict):
+        self.archive, self.stream_arn, self.listing = archive, stream_arn, listing
+        self.wanted = list(listing)
+        self.errors: dict[str, str] = {}  # number -> what the last attempt said of it
         self.missing: dict[str, str] = {}  # number -> why it never arrived
         self.bytes_read = 0
         self.attempts = 0
@@ -263,12 +290,11 @@ class MediaFetch:
         archive, retry = self.archive, self.archive.retry
         client = archive._media(self.stream_arn, GET_MEDIA_FOR_FRAGMENT_LIST)
         delivered: set[str] = set()
-        pending, failure = self.wanted, None
-        for attempt in range(retry.max_attempts):
-            if attempt:
-                retry.sleep(retry.delay(attempt - 1))
+        pending = self.wanted
+        deadline, faults, rounds = retry.deadline(), 0, 0
+        while True:
             archive.limiter.wait((self.stream_arn, GET_MEDIA_FOR_FRAGMENT_LIST))
-            self.attempts = attempt + 1
+            self.attempts += 1
             failure = None
             try:
                 response = client.get_media_for_fragment_list(StreamARN=self.stream_arn,
@@ -285,30 +311,63 @@ class MediaFetch:
             pending = [n for n in self.wanted if n not in delivered]
             if not pending:
                 return
-        if failure is not None:
-            # The service or the connection kept failing: that is the call's reason, not a gap.
-            code = error_code(failure) or type(failure).__name__
-            reason = "throttled" if code == "ClientLimitExceededException" else "kvs_unavailable"
-            raise KvsError(reason, f"gave up after {self.attempts} attempts: {code}: {failure}")
+            if failure is not None:
+                retry.wait_or_give_up(faults, deadline, failure, self.attempts)
+                faults += 1
+                continue
+            rounds += 1  # the body came whole and still lacked fragments
+            if rounds >= retry.max_attempts:
+                break
+            retry.sleep(retry.delay(rounds - 1))
         self.missing = {n: self.errors.get(n, "not in the response") for n in pending}
 
     def _consume(self, payload, delivered: set[str]):
         counted = _CountingReader(payload)
-        wanted = set(self.wanted)
+        held = None  # the latest fragment: whole once another chunk follows it
         try:
             for fragment in mkv_parser.iter_fragments(counted, read_size=self.archive.read_size):
+                if held is not None:
+                    delivered.add(held.fragment_number)
+                    yield held
+                    held = None
                 number = fragment.fragment_number
-                if number is None or number not in wanted or number in delivered:
+                if number is None or number not in self.listing or number in delivered:
                     continue
                 if fragment.error is not None:
                     self.errors[number] = fragment.error.code or "error chunk"
                 elif not fragment.truncated:
-                    delivered.add(number)
                     self.errors.pop(number, None)
-                    yield fragment
+                    held = fragment
+            if held is not None:
+                short = shorter_than_listed(held, self.listing[held.fragment_number])
+                if short:
+                    self.errors[held.fragment_number] = short
+                else:
+                    delivered.add(held.fragment_number)
+                    yield held
         finally:
             self.bytes_read += counted.count
             payload.close()
+
+
+def shorter_than_listed(fragment, listed: "ListedFragment | None") -> str | None:
+    """Why a fragment that ended a body is not the whole fragment ListFragments listed, or None.
+
+    Its audio must span the listed FragmentLengthInMilliseconds (1 ms of rounding allowed) and its
+    bytes must reach FragmentSizeInBytes (a served fragment carries at least the stored bytes).
+    """
+    if listed is None:
+        return None
+    if listed.size and fragment.size < listed.size:
+        return f"body ended {listed.size - fragment.size} bytes short of the listed fragment"
+    spans = [(blocks[0][0], max(t + len(pcm) // (2 * track.channels) * 1000 / track.sample_rate
+                                for t, pcm in blocks))
+             for track in fragment.tracks.values() if (blocks := track.blocks)]
+    if listed.duration_ms and spans:
+        span = max(end for _, end in spans) - min(start for start, _ in spans)
+        if span + 1 < listed.duration_ms:
+            return f"body ended with {span:.0f} of the listed {listed.duration_ms} ms"
+    return None
 
 
 class _CountingReader:
