@@ -57,9 +57,15 @@ def main(truth_path: str, kvs_url: str, out_dir: str) -> None:
         for stream in call["streams"]:
             endpoint = control.get_data_endpoint(StreamARN=stream["stream_arn"],
                                                  APIName="GET_MEDIA_FOR_FRAGMENT_LIST")["DataEndpoint"]
-            body = client(endpoint, "kinesis-video-archived-media").get_media_for_fragment_list(
-                StreamARN=stream["stream_arn"], Fragments=stream["fragments"])["Payload"].read()
-            channels += [np.frombuffer(bytes(pcm), "<i2") for _, pcm in sorted(track_pcm(body).items())]
+            media = client(endpoint, "kinesis-video-archived-media")
+            tracks: dict[str, bytearray] = {}
+            numbers = stream["fragments"]
+            for start in range(0, len(numbers), 1000):  # the API's limit per request
+                body = media.get_media_for_fragment_list(
+                    StreamARN=stream["stream_arn"], Fragments=numbers[start:start + 1000])["Payload"].read()
+                for name, pcm in track_pcm(body).items():
+                    tracks.setdefault(name, bytearray()).extend(pcm)
+            channels += [np.frombuffer(bytes(pcm), "<i2") for _, pcm in sorted(tracks.items())]
         n = min(len(c) for c in channels)
         y = np.stack([c[:n].astype(np.float32) / 32768 for c in channels[:2]])
         y16 = librosa.resample(y, orig_sr=8000, target_sr=16000, res_type="soxr_hq")
