@@ -44,7 +44,8 @@ What it imitates, and the choices made where the real service is not documented:
 * **Fault injection** (all off by default; one ``random.Random(seed)`` per server, so runs repeat):
   throttling and HTTP 500 ``InternalFailure`` for ListFragments and GetMediaForFragmentList;
   for GetMediaForFragmentList also a connection reset (RST) inside a fragment, a clean truncation
-  inside a fragment, and single fragments replaced by the in-band error chunk with ``ERROR_ID=3000``.
+  inside a fragment, a clean end of body between two SimpleBlocks (what arrives parses without
+  error: only the listing tells that the last fragment is short), and single fragments replaced by the in-band error chunk with ``ERROR_ID=3000``.
   That is exactly what aws/aws-sdk-js#3217 shows for a fragment that was not yet consistent (kvs.md §1.5).
 
 The control plane is the minimum the pipeline needs.  CreateStream ignores DeviceName, KmsKeyId,
@@ -120,6 +121,7 @@ class Faults:
     error_500_probability: float = 0.0
     reset_probability: float = 0.0
     truncate_probability: float = 0.0
+    block_cut_probability: float = 0.0  # a clean end of body between two SimpleBlocks
     missing_fragment_probability: float = 0.0
     seed: int = 0
 
@@ -133,13 +135,47 @@ class Faults:
 class StreamFault:
     """Where and how a GetMediaForFragmentList body breaks off: inside chunk ``chunk_index``."""
 
-    mode: str  # "reset" (RST, no terminating chunk) or "truncate" (clean end of body)
+    mode: str  # "reset" (RST, no terminating chunk), "truncate" or "block_cut" (clean end of body)
     chunk_index: int
     fraction: float  # how far into that chunk the body stops, in [0, 1)
 
-    def cut(self, size: int) -> int:
-        """At least one byte of the chunk is sent and at least one is withheld."""
-        return min(size - 1, max(1, int(size * self.fraction)))
+    def cut(self, chunk: bytes) -> int:
+        """Where the chunk stops: at least one byte is sent and at least one withheld; a block cut
+        stops right after a SimpleBlock that is not the chunk's last, so what arrives parses clean."""
+        if self.mode == "block_cut":
+            ends = simple_block_ends(chunk)[:-1]
+            return ends[min(int(len(ends) * self.fraction), len(ends) - 1)] if ends else 0
+        return min(len(chunk) - 1, max(1, int(len(chunk) * self.fraction)))
+
+
+_MASTERS = {0x18538067, 0x1F43B675}  # Segment and Cluster: walked into
+_SIMPLE_BLOCK = 0xA3
+
+
+def _vint(data: bytes, p: int, keep_marker: bool) -> tuple[int, int, bool]:
+    """(value, length, all ones) of the EBML variable-length integer at ``p``."""
+    first = data[p]
+    length = 9 - first.bit_length()
+    value = int.from_bytes(data[p:p + length], "big")
+    if not keep_marker:
+        value &= (1 << (7 * length)) - 1
+    return value, length, value == (1 << (7 * length)) - 1
+
+
+def simple_block_ends(chunk: bytes) -> list[int]:
+    """Offsets just past every SimpleBlock of one fragment's chunk, in order."""
+    ends, p = [], 0
+    while p < len(chunk):
+        eid, id_len, _ = _vint(chunk, p, keep_marker=True)
+        size, size_len, unknown = _vint(chunk, p + id_len, keep_marker=False)
+        body = p + id_len + size_len
+        if eid in _MASTERS:
+            p = body  # children follow (an unknown size runs to the end of the chunk)
+            continue
+        p = body + size
+        if eid == _SIMPLE_BLOCK:
+            ends.append(p)
+    return ends
 
 
 @dataclass(frozen=True)
@@ -220,7 +256,8 @@ class KvsService:
 
     def stream_fault(self, chunk_count: int) -> StreamFault | None:
         mode = ("reset" if self.draw(self.faults.reset_probability)
-                else "truncate" if self.draw(self.faults.truncate_probability) else None)
+                else "truncate" if self.draw(self.faults.truncate_probability)
+                else "block_cut" if self.draw(self.faults.block_cut_probability) else None)
         if mode is None:
             return None
         with self._rng_lock:
@@ -489,7 +526,9 @@ class KvsRequestHandler(BaseHTTPRequestHandler):
         try:
             for index, chunk in enumerate(media.chunks):
                 if fault is not None and index == fault.chunk_index:
-                    self.write_http_chunk(chunk[:fault.cut(len(chunk))])
+                    cut = fault.cut(chunk)
+                    if cut:
+                        self.write_http_chunk(chunk[:cut])
                     if fault.mode == "reset":
                         self.reset_connection()
                         return
@@ -669,6 +708,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reset the connection (RST) inside a fragment of a media body")
     knobs.add_argument("--truncate-probability", type=probability, default=0.0, metavar="P",
                        help="end a media body cleanly inside a fragment")
+    knobs.add_argument("--block-cut-probability", type=probability, default=0.0, metavar="P",
+                       help="end a media body cleanly between two SimpleBlocks of a fragment")
     knobs.add_argument("--missing-fragment-probability", type=probability, default=0.0, metavar="P",
                        help="per fragment: send the in-band FRAGMENT_NOT_FOUND error chunk instead")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
@@ -684,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         error_500_probability=args.error_500_probability,
         reset_probability=args.reset_probability,
         truncate_probability=args.truncate_probability,
+        block_cut_probability=args.block_cut_probability,
         missing_fragment_probability=args.missing_fragment_probability,
         seed=args.seed,
     )
