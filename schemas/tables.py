@@ -112,7 +112,7 @@ CALLS = table(
                                          "expired, error chunk); their time shows up as gaps."),
     col("partial", pa.bool_(), "True when part of the call window has no audio: missing "
                                "fragments, truncated media or gaps."),
-    col("bytes_fetched", pa.int64(), "Media bytes read from KVS for this call."),
+    col("bytes_fetched", pa.int64(), "Media bytes of the KVS fragments read for this call, each whole fragment once (bytes re-read by retries are not counted, so re-runs agree)."),
     col("vad_method", pa.string(), "Voice-activity method behind every talk, silence and turn "
                                    "column. energy-v1: 20 ms frames above max(-45 dBFS, 10th "
                                    "percentile level + 12 dB), pauses < 200 ms bridged, runs < "

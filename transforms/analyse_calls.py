@@ -46,7 +46,7 @@ def call_rows(call: CallSpec, streams, plan, analysis, *, target_rate: int, wav_
         "wav_path": wav_path, "source_key": call.source_key,
         "fragments": sum(s.fragments_kept for s in streams),
         "missing_fragments": len(missing), "partial": bool(missing or gap_total),
-        "bytes_fetched": sum(s.bytes_read for s in streams),
+        "bytes_fetched": sum(s.fragment_bytes for s in streams),
     }
     out = [("calls", *partition, call_row)]
     out += [("channels", *partition, {**identity, **c, "stream_arn": plan.arns.get(c["channel"])})

@@ -106,7 +106,7 @@ class _FetchStream(KvsDoFn):
         first = ranges[0]
         call = first.call
         named = any(s.stream_arn == first.stream_arn for s in call.streams)
-        kept = foreign = bytes_read = 0
+        kept = foreign = bytes_read = fragment_bytes = 0
         missing: dict[str, str] = {}
         error = None
         with contextlib.ExitStack() as stack:
@@ -116,6 +116,7 @@ class _FetchStream(KvsDoFn):
                     fetch = self.archive.fetch_fragments(rng.stream_arn, rng.fragments)
                     try:
                         for fragment in fetch:
+                            fragment_bytes += fragment.size
                             if not belongs_to_call(fragment, call, discovered=not named):
                                 foreign += 1
                                 continue
@@ -138,7 +139,7 @@ class _FetchStream(KvsDoFn):
                            channel=first.channel, tracks=pieces, fragments_kept=kept,
                            fragments_foreign=foreign,
                            missing=tuple(sorted(missing.items(), key=lambda m: int(m[0]))),
-                           bytes_read=bytes_read, error=error)
+                           bytes_read=bytes_read, fragment_bytes=fragment_bytes, error=error)
 
 
 class FetchStreams(beam.PTransform):

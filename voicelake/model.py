@@ -81,7 +81,8 @@ class StreamAudio:
     fragments_kept: int = 0
     fragments_foreign: int = 0
     missing: tuple[tuple[str, str], ...] = ()  # (fragment number, why it never arrived)
-    bytes_read: int = 0
+    bytes_read: int = 0  # every byte read, retries included (the run's cost)
+    fragment_bytes: int = 0  # bytes of the fragments that arrived whole, each once (the call's media)
     error: tuple[str, str] | None = None  # (reason, detail) when the stream could not be fetched
 
 
