@@ -102,9 +102,10 @@ CALLS = table(
     col("sample_rate", pa.int32(), "Sample rate of the source audio in Hz (8000 for KVS "
                                    "telephony); features are measured at this rate."),
     col("target_sample_rate", pa.int32(), "Sample rate of the ML WAV in Hz."),
-    col("wav_path", pa.string(), "Where the ML WAV of the call was written (16-bit PCM, one channel "
-                                 "per channel number, DC removed, peak -1 dBFS per channel); null "
-                                 "if none was written."),
+    col("wav_path", pa.string(), "Full URI of the ML WAV of the call (s3://... under the lake root, "
+                                 "or an absolute path for a local lake): 16-bit PCM, one channel per "
+                                 "channel number, DC removed, source peak at -1 dBFS per channel; "
+                                 "null if none was written."),
     col("source_key", pa.string(), "Object key of the call record (Chime SDR or Connect CTR) the "
                                    "call came from."),
     col("fragments", pa.int32(), "KVS fragments whose audio went into the call."),

@@ -22,6 +22,7 @@ from runners.local.kvs_emulator import Faults, start_emulator
 from runners.local.processes import free_port, job_service_command, serving
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR
 from schemas import tables
+from tests.conftest import lake_fingerprint
 
 HIVE = "hive_partitioning=true, hive_types={'date': VARCHAR, 'voice_connector_id': VARCHAR}"
 
@@ -39,11 +40,6 @@ def pipeline_args(world, output: Path, kvs_url: str | None = None, *extra: str) 
 def file_digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def lake_digests(digests: dict[str, str]) -> dict[str, str]:
-    """The lake's data files: the run log under _runs/ also records what the run cost."""
-    return {k: v for k, v in digests.items() if not k.startswith("_runs/")}
 
 
 def table(lake: Path, name: str) -> list[dict]:
@@ -208,7 +204,7 @@ def test_the_portable_runner_with_a_loopback_worker_writes_the_same_lake(world, 
         args = [a for a in pipeline_args(world, tmp_path) if not a.startswith("--runner")]
         run(args + ["--runner=PortableRunner", f"--job_endpoint=localhost:{port}",
                     "--environment_type=LOOPBACK"])
-    assert lake_digests(file_digests(tmp_path)) == lake_digests(digests)
+    assert lake_fingerprint(tmp_path) == lake_fingerprint(lake)
 
 
 def test_without_streaming_events_chime_calls_are_found_by_their_transaction_tags(world, tmp_path):
@@ -228,7 +224,7 @@ def test_without_streaming_events_chime_calls_are_found_by_their_transaction_tag
 def test_a_call_split_over_many_small_ranges_reassembles_to_the_same_pcm(world, first_run, tmp_path):
     lake, _, digests = first_run
     run(pipeline_args(world, tmp_path, None, "--fragments_per_range=7"))
-    assert lake_digests(file_digests(tmp_path)) == lake_digests(digests)
+    assert lake_fingerprint(tmp_path) == lake_fingerprint(lake)
 
 
 def test_fragments_kvs_never_serves_send_their_call_to_failures_or_with_the_flag_to_gaps(world, tmp_path):

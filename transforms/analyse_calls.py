@@ -8,6 +8,7 @@ chunks (``voicelake.call_audio``), so a worker's memory does not grow with the c
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 
 import apache_beam as beam
@@ -59,7 +60,9 @@ def call_rows(call: CallSpec, streams, plan, analysis, *, target_rate: int, wav_
 class _AnalyseCall(beam.DoFn):
     def __init__(self, root: str, *, target_sample_rate: int, allow_missing_fragments: bool,
                  write_raw_channels: bool):
-        self.root, self.target = root, target_sample_rate
+        # the lake's own location, so calls.wav_path is a URI an analyst can open from a query
+        self.root = root if storage.is_s3(root) else os.path.abspath(root)
+        self.target = target_sample_rate
         self.allow_missing, self.write_raw = allow_missing_fragments, write_raw_channels
         self.calls = Metrics.counter(NAMESPACE, "calls")
         self.audio_ms = Metrics.counter(NAMESPACE, "audio_ms")
@@ -106,7 +109,7 @@ class _AnalyseCall(beam.DoFn):
                 plan, local=local.__getitem__, ml_wav=wavs[0], target_rate=self.target,
                 raw_wav=wavs[1] if self.write_raw else None)
         self.audio_ms.inc(analysis.call["duration_ms"])
-        rows = call_rows(call, streams, plan, analysis, target_rate=self.target, wav_path=relative,
+        rows = call_rows(call, streams, plan, analysis, target_rate=self.target, wav_path=paths[0],
                          missing=missing)
         return rows, paths
 
