@@ -17,13 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicelake.model import CallSpec, Failure, StreamSpan
-from voicelake import records
-from voicelake.records import (
-    ConnectAttributeKeys, Sourced, SdrKey, SdrRecord, StreamingEvent, chime_call, connect_calls,
-    ctr_version, date_range, dedupe_key, event_key, firehose_hour_prefixes, iso_to_ms, latest_ctr,
-    parse_sdr, parse_sdr_key, parse_streaming_event, read_records, safe_path_part, sdr_day_prefixes,
-    siprec_senders, split_json_objects, utc_date, RECORD_ID, REASONS, VOICE_CONNECTOR_ID,
+from voicelake.chime_records import (
+    SdrKey, SdrRecord, StreamingEvent, chime_call, event_key, parse_sdr, parse_sdr_key, parse_streaming_event,
+    sdr_day_prefixes, siprec_senders,
 )
+from voicelake.ctr import ConnectAttributeKeys, connect_calls, ctr_version, dedupe_key, latest_ctr
+from voicelake.firehose import Sourced, date_range, firehose_hour_prefixes, read_records, split_json_objects
+from voicelake.record_fields import RECORD_ID, REASONS, VOICE_CONNECTOR_ID, iso_to_ms, safe_path_part, utc_date
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "records"
 CTR_BUCKET = "s3/example-connect-ctr-bucket"
@@ -749,7 +749,7 @@ def test_a_leg_that_reconnects_on_another_stream_keeps_its_party_s_channel():
     arn = "arn:aws:kinesisvideo:us-east-1:111122223333:stream/ChimeVoiceConnector-{}-{}/1".format
 
     def leg(status, stream, start, end, caller, direction):
-        return records.StreamingEvent(status=status, transaction_id=tx, voice_connector_id=vc,
+        return StreamingEvent(status=status, transaction_id=tx, voice_connector_id=vc,
                                       call_id="x@y", source_key="k", stream_arn=arn(vc, stream),
                                       start_fragment="1", start_ms=start, end_ms=end,
                                       is_caller=caller, direction=direction)
@@ -758,6 +758,6 @@ def test_a_leg_that_reconnects_on_another_stream_keeps_its_party_s_channel():
         events = [leg(s, "a", 1000, 50000, True, direction) for s in ("STARTED", "ENDED")]
         events += [leg(s, "b", 2000, 90000, False, direction) for s in ("STARTED", "ENDED")]
         events += [leg(s, "c", 52000, 90000, True, direction) for s in ("STARTED", "ENDED")]
-        call = records.chime_call(None, events)
+        call = chime_call(None, events)
         assert sorted((s.stream_arn, s.channel, s.role) for s in call.streams) == [
             (arn(vc, "a"), 0, roles[0]), (arn(vc, "b"), 1, roles[1]), (arn(vc, "c"), 0, roles[0])]

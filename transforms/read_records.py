@@ -4,7 +4,8 @@ Connect: CTRs arrive through Firehose, concatenated without delimiter, at least 
 their *arrival* hour; the run reads its days plus a look-ahead window and keeps one CTR per
 ContactId (the latest LastUpdateTimestamp).  Chime: one call per TransactionId, joining the SDR
 (billing, optional) with the streaming-status events (streams, legs, roles).  The parsing itself is
-``voicelake.records``; these transforms only list, read, group and route.
+``voicelake.firehose`` (splitting objects), ``voicelake.ctr`` and ``voicelake.chime_records``; these
+transforms only list, read, group and route.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import re
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake import records, storage
+from voicelake import chime_records, ctr, firehose, storage
 from voicelake.model import CHIME, CONNECT, CallSpec, Failure
 from transforms.common import FAILURES
 
@@ -60,7 +61,7 @@ class _ReadRecords(beam.DoFn):
 
     def process(self, path: str):
         self.objects.inc()
-        for item in records.read_records(read_object(path), source=self.source, source_key=path):
+        for item in firehose.read_records(read_object(path), source=self.source, source_key=path):
             if isinstance(item, Failure):
                 yield beam.pvalue.TaggedOutput(FAILURES, dated(item))
             else:
@@ -105,18 +106,18 @@ class ReadConnectCalls(beam.PTransform):
         super().__init__()
         self.prefix, self.dates, self.lookahead = ctr_prefix, dates, lookahead_hours
         names = [k.strip() for k in attribute_keys.split(",")] if attribute_keys else []
-        self.keys = records.ConnectAttributeKeys(*names) if names else records.ConnectAttributeKeys()
+        self.keys = ctr.ConnectAttributeKeys(*names) if names else ctr.ConnectAttributeKeys()
 
     def expand(self, pbegin):
-        folders = records.firehose_hour_prefixes(*_days(self.dates), self.lookahead,
+        folders = firehose.firehose_hour_prefixes(*_days(self.dates), self.lookahead,
                                                  base=self.prefix.rstrip("/") + "/")
         ctrs, bad = pbegin | "CtrObjects" >> _ListAndRead([f + "*" for f in folders], CONNECT)
         keys = self.keys
         calls = (
             ctrs
-            | "ByContact" >> beam.Map(lambda s: (records.dedupe_key(s), s))
-            | "LatestCtr" >> beam.CombinePerKey(lambda copies: functools.reduce(records.latest_ctr, copies))
-            | "ToCalls" >> beam.FlatMap(lambda kv: _as_list(records.connect_calls(
+            | "ByContact" >> beam.Map(lambda s: (ctr.dedupe_key(s), s))
+            | "LatestCtr" >> beam.CombinePerKey(lambda copies: functools.reduce(ctr.latest_ctr, copies))
+            | "ToCalls" >> beam.FlatMap(lambda kv: _as_list(ctr.connect_calls(
                 kv[1].record, source_key=kv[1].source_key, offset=kv[1].offset, attribute_keys=keys)))
             | "Route" >> beam.FlatMap(_route(set(self.dates))).with_outputs(FAILURES, main="calls")
         )
@@ -131,7 +132,7 @@ def _as_list(result):
 class _ParseSdr(beam.DoFn):
     def process(self, path: str):
         Metrics.counter(NAMESPACE, "records").inc()
-        sdr = records.parse_sdr(read_object(path), path)
+        sdr = chime_records.parse_sdr(read_object(path), path)
         if isinstance(sdr, Failure):
             yield beam.pvalue.TaggedOutput(FAILURES, dated(sdr))
         else:
@@ -139,7 +140,7 @@ class _ParseSdr(beam.DoFn):
 
 
 def _parse_event(sourced):
-    event = records.parse_streaming_event(sourced.record, source_key=sourced.source_key,
+    event = chime_records.parse_streaming_event(sourced.record, source_key=sourced.source_key,
                                           offset=sourced.offset)
     if isinstance(event, Failure):
         yield beam.pvalue.TaggedOutput(FAILURES, dated(event))
@@ -157,7 +158,7 @@ class ReadChimeCalls(beam.PTransform):
     def expand(self, pbegin):
         failures, joined = [], {}
         if self.sdr_prefix:
-            base = self.sdr_prefix.rstrip("/") + "/" + records.SDR_ROOT
+            base = self.sdr_prefix.rstrip("/") + "/" + chime_records.SDR_ROOT
             patterns = [f"{base}*/{d.replace('-', '/')}/*" for d in self.dates]
             parsed = (
                 pbegin
@@ -169,7 +170,7 @@ class ReadChimeCalls(beam.PTransform):
             joined["sdr"] = parsed.sdrs
             failures.append(parsed[FAILURES])
         if self.events_prefix:
-            folders = records.firehose_hour_prefixes(*_days(self.dates), self.lookahead,
+            folders = firehose.firehose_hour_prefixes(*_days(self.dates), self.lookahead,
                                                      base=self.events_prefix.rstrip("/") + "/")
             sourced, bad = pbegin | "EventObjects" >> _ListAndRead([f + "*" for f in folders], CHIME)
             events = sourced | "ParseEvents" >> beam.FlatMap(_parse_event).with_outputs(
@@ -190,4 +191,4 @@ class ReadChimeCalls(beam.PTransform):
 def _chime_call(grouped: dict, customer_leg: str) -> CallSpec | Failure:
     sdrs = sorted(grouped.get("sdr", []), key=lambda s: s.source_key)
     events = sorted(grouped.get("events", []), key=lambda e: (e.source_key, e.offset))
-    return records.chime_call(sdrs[0] if sdrs else None, events, customer_leg=customer_leg)
+    return chime_records.chime_call(sdrs[0] if sdrs else None, events, customer_leg=customer_leg)
