@@ -229,10 +229,13 @@ def test_a_record_that_is_not_utf8_is_an_error_and_the_others_survive():
     assert split(b'{"a":"\xff"}{"b":"\xc3\xa9"}') == [(0, "bad_utf8"), (9, {"b": "é"})]
 
 
-def test_empty_and_blank_objects_hold_no_records():
-    assert split(b"") == []
-    assert split(b" \n\t\n") == []
-    assert split(gzip.compress(b"")) == []
+def test_empty_blank_and_nul_only_objects_are_one_empty_object_error_each():
+    assert split(b"") == split(gzip.compress(b"")) == [(0, "empty_object")]
+    assert split(b" \n\t\n") == split(b"\x00" * 4096) == split(gzip.compress(b"\x00" * 4096)) == [
+        (0, "empty_object")]
+    assert [str(error) for _, error in split_json_objects(b"")] == ["the object holds no record: empty"]
+    assert [str(error) for _, error in split_json_objects(b"\x00" * 4096)] == [
+        "the object holds no record: 4096 bytes of whitespace or NUL padding, no record"]
 
 
 def test_deep_nesting_is_an_error_not_a_crash():
@@ -265,7 +268,9 @@ def test_splitting_a_concatenation_returns_exactly_its_objects_at_their_offsets(
         expected.append((len(data), obj))
         data += json.dumps(obj, ensure_ascii=ascii_only).encode()
     data += gaps[-1].encode()
-    assert list(split_json_objects(gzip.compress(data) if compress else data)) == expected
+    if not objects:
+        expected = [(0, "empty_object")]
+    assert split(gzip.compress(data) if compress else data) == expected
 
 
 def test_read_records_turns_split_errors_into_failures_with_position():
@@ -513,7 +518,7 @@ def test_a_gzip_sdr_parses_like_the_plain_one():
 
 
 @pytest.mark.parametrize("data, reason", [
-    (b"", "bad_json"),
+    (b"", "empty_object"),
     (b'{"TransactionId":', "bad_json"),
     (b"[]", "not_an_object"),
     (b'{"a":1}{"b":2}', "bad_json"),
@@ -741,7 +746,7 @@ def test_a_chime_call_needs_an_sdr_or_an_event():
 def test_every_failure_reason_is_documented():
     assert set(REASONS) == {"bad_gzip", "bad_utf8", "bad_json", "not_an_object", "missing_field", "bad_field",
                             "bad_timestamp", "unsafe_id", "no_kvs_recording", "streaming_failed",
-                            "inconsistent_records"}
+                            "inconsistent_records", "too_large", "empty_object", "date_out_of_range"}
 
 
 def test_a_leg_that_reconnects_on_another_stream_keeps_its_party_s_channel():

@@ -13,12 +13,12 @@ is the customer, channel 1 the agent. Facts and sources: ``../shared/domain/reco
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Iterable, NamedTuple
 from xml.etree import ElementTree
 
-from voicelake.firehose import SplitError, split_json_objects
+from voicelake.firehose import DEFAULT_MAX_OBJECT_MB, MB, SplitError, split_json_objects
 from voicelake.model import CHIME, CallSpec, Failure, StreamSpan
 from voicelake.record_fields import (
     RECORD_ID, STAGE, VOICE_CONNECTOR_ID, Rejected, epoch_seconds_field, failure_from, fragment_field,
@@ -75,6 +75,13 @@ def parse_sdr_key(key: str) -> SdrKey | None:
     return SdrKey(vc_id, f"{year}-{month}-{day}", f"{hour}:{minute}:{second}.{milli}", transaction_id)
 
 
+def voice_connector_of_key(key: str) -> str | None:
+    """The Voice Connector an SDR key names, if it passes the allow-list: a failed SDR still
+    belongs to its connector's partition."""
+    sdr_key = parse_sdr_key(key)
+    return safe_path_part(sdr_key.vc_id, VOICE_CONNECTOR_ID) if sdr_key else None
+
+
 # --------------------------------------------------------------------------- records
 
 @dataclass(frozen=True)
@@ -89,13 +96,16 @@ class SdrRecord:
     source_key: str
 
 
-def parse_sdr(data: bytes, key: str) -> SdrRecord | Failure:
-    """One SDR object (exactly one JSON object; gzip and a BOM tolerated) -> SdrRecord or Failure."""
-    items = list(split_json_objects(data))
-    offset, first = items[0] if items else (0, SplitError("bad_json", "the object is empty"))
+def parse_sdr(data: bytes, key: str, *, max_bytes: int = DEFAULT_MAX_OBJECT_MB * MB) -> SdrRecord | Failure:
+    """One SDR object (exactly one JSON object; gzip and a BOM tolerated) -> SdrRecord or Failure.
+
+    A failure is filed under the record's VoiceConnectorId, else the one its key names.
+    """
+    items = list(split_json_objects(data, max_bytes=max_bytes))
+    offset, first = items[0]
     if isinstance(first, SplitError):
         return Failure(stage=STAGE, reason=first.reason, detail=str(first), source=CHIME,
-                       source_key=key, source_offset=offset)
+                       partition_id=voice_connector_of_key(key), source_key=key, source_offset=offset)
     try:
         if len(items) > 1:
             raise Rejected("bad_json", f"an SDR object holds one JSON object, this one {len(items)} parts")
@@ -110,8 +120,10 @@ def parse_sdr(data: bytes, key: str) -> SdrRecord | Failure:
         ordered(sdr.start_ms, sdr.end_ms, "the SDR")
         return sdr
     except Rejected as reject:
-        return failure_from(reject, source=CHIME, source_key=key, offset=offset, call_id=first.get("TransactionId"),
-                        partition_id=first.get("VoiceConnectorId"), partition_pattern=VOICE_CONNECTOR_ID)
+        failure = failure_from(reject, source=CHIME, source_key=key, offset=offset,
+                               call_id=first.get("TransactionId"), partition_id=first.get("VoiceConnectorId"),
+                               partition_pattern=VOICE_CONNECTOR_ID)
+        return failure if failure.partition_id else replace(failure, partition_id=voice_connector_of_key(key))
 
 
 @dataclass(frozen=True)

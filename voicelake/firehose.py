@@ -48,7 +48,40 @@ def firehose_hour_prefixes(start_date: date, end_date: date, lookahead_hours: in
     return [f"{base}{first + timedelta(hours=h):%Y/%m/%d/%H}/" for h in range(count)]
 
 
+_HOUR_FOLDER = re.compile(r"(?:^|/)([0-9]{4})/([0-9]{2})/([0-9]{2})/([0-9]{2})/[^/]*\Z", re.ASCII)
+
+
+def hour_folder(key: str) -> datetime | None:
+    """The UTC hour of the Firehose ``YYYY/MM/dd/HH/`` folder an object key sits in, or None."""
+    match = _HOUR_FOLDER.search(key)
+    if match is None:
+        return None
+    try:
+        return datetime(*map(int, match.groups()))
+    except ValueError:
+        return None
+
+
+def listed_for(key: str, day: date, lookahead_hours: int, *, lookbehind_hours: int = 1) -> bool:
+    """Whether a run for ``day`` lists the hour folder of ``key`` (``firehose_hour_prefixes``).
+
+    A record whose call date is outside the run's days is left to the run of its own day when that
+    run lists it; when no run would, it is reported instead of being dropped (``date_out_of_range``).
+    """
+    hour = hour_folder(key)
+    if hour is None:
+        return False
+    since_day = hour - datetime(day.year, day.month, day.day)  # a difference: no overflow in 9999
+    return -timedelta(hours=lookbehind_hours) <= since_day < timedelta(days=1, hours=lookahead_hours)
+
+
 # --------------------------------------------------------------------------- splitting
+
+# Firehose buffers at most 128 MiB before it writes an object, so a real record object is smaller
+# than this; the cap bounds what one object can cost a worker (about twice the cap while split).
+DEFAULT_MAX_OBJECT_MB = 256
+MB = 1 << 20
+
 
 class SplitError(ValueError):
     """A part of an object that is not a usable record; ``reason`` is a ``REASONS`` key."""
@@ -63,34 +96,66 @@ _GAP_CHARS = " \t\r\n\ufeff\x00"  # whitespace, BOMs and NUL padding between rec
 _BETWEEN = re.compile(f"[{_GAP_CHARS}]*")
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of non-UTF-8 bytes
 _DECODER = json.JSONDecoder()
+# Where a record may start: "{" and a member name with its ":" ("{}" is no record worth a resync,
+# and random bytes hold it often enough to split a junk object). Names are bounded so that crafted
+# input cannot make every match rescan a long run; a literal first character keeps the search fast.
+_RECORD_START = re.compile(r'\{[ \t\r\n]*"(?:[^"\\\x00-\x1f]|\\.){0,256}"[ \t\r\n]*:')
+_NESTED_AFTER = ":,["  # a "{" after these is a value inside something, never a record's start
+_FIRST_WINDOW = 256  # characters decoded at first; doubled (and more) when a value runs past it
 
 
-def split_json_objects(data: bytes) -> Iterator[tuple[int, dict | SplitError]]:
+def too_large_detail(what: str, max_bytes: int) -> str:
+    return (f"the object {what} than the {max_bytes / MB:g} MB a record object may hold "
+            "(--max_record_object_mb); none of it was read")
+
+
+class _Broken(Exception):
+    """No JSON value can be decoded at a position; the message says why."""
+
+
+def split_json_objects(data: bytes, *, max_bytes: int = DEFAULT_MAX_OBJECT_MB * MB
+                       ) -> Iterator[tuple[int, dict | SplitError]]:
     """Split a Firehose-style object into its JSON records: ``(byte offset, object)`` per record,
     or ``(byte offset, SplitError)`` for a part that is not a usable record.
 
     Accepts gzip (detected by the magic bytes, never by name; concatenated members too), a UTF-8
     BOM, and records back to back (``}{``) or separated by JSON whitespace (newline-delimited
-    JSON included), BOMs or NUL padding. Offsets count bytes of
-    the decompressed stream, so ``data[offset:]`` of an uncompressed object starts with the
-    record. After a broken record the splitter resyncs (see ``_resync``) so the records after it
-    still come out. One pass over one decoded string with index positions: linear in the size of
-    well-formed input.
+    JSON included), BOMs or NUL padding. Offsets count bytes of the decompressed stream, so
+    ``data[offset:]`` of an uncompressed object starts with the record.
+
+    Whatever the bytes, the cost is linear in their size and the memory bounded by ``max_bytes``:
+    an object larger than that, or inflating to more, is one ``too_large`` error (nothing else
+    of it is read), and an object with nothing but whitespace or NUL padding is one
+    ``empty_object`` error. A broken record and everything up to the next usable record (see
+    ``_resync``) is one ``bad_json`` error, so a junk object is one error, not one per brace.
     """
-    raw, gzip_error = _gunzip(data)
+    if len(data) > max_bytes:
+        yield 0, SplitError("too_large", too_large_detail(f"is {len(data)} bytes, more", max_bytes))
+        return
+    raw, gzip_error = _gunzip(data, max_bytes)
+    if gzip_error is not None and gzip_error.reason == "too_large":
+        yield 0, gzip_error
+        return
     try:
         text, escaped = raw.decode("utf-8"), False
     except UnicodeDecodeError:  # keep going: one bad record must not hide the others
         text, escaped = raw.decode("utf-8", "surrogateescape"), True
     byte_offset = _ByteOffsets(text)
     pos = _BETWEEN.match(text).end()
+    window = _FIRST_WINDOW
+    found = False
     while pos < len(text):
+        found = True
         try:
-            value, end = _DECODER.raw_decode(text, pos)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            yield byte_offset(pos), SplitError("bad_json", f"not valid JSON: {exc}")
-            pos = _resync(text, pos)
+            value, end = _decode_at(text, pos, window)
+        except _Broken as broken:
+            start, resync = byte_offset(pos), _resync(text, pos)
+            skipped = byte_offset(resync) - start
+            until = "the end of the object" if resync == len(text) else "the next record"
+            yield start, SplitError("bad_json", f"not valid JSON ({broken}); {skipped} bytes skipped to {until}")
+            pos = resync
             continue
+        window = max(_FIRST_WINDOW, 2 * (end - pos))  # the next record is likely about as long
         if escaped and _ESCAPED_BYTE.search(text, pos, end):
             yield byte_offset(pos), SplitError("bad_utf8", "the record's bytes are not valid UTF-8")
         elif not isinstance(value, dict):
@@ -100,54 +165,122 @@ def split_json_objects(data: bytes) -> Iterator[tuple[int, dict | SplitError]]:
         pos = _BETWEEN.match(text, end).end()
     if gzip_error is not None:
         yield len(raw), gzip_error
+    elif not found:
+        what = "empty" if not raw else f"{len(raw)} bytes of whitespace or NUL padding, no record"
+        yield 0, SplitError("empty_object", f"the object holds no record: {what}")
 
 
-def _gunzip(data: bytes) -> tuple[bytes, SplitError | None]:
-    """Inflate every gzip member; on corruption keep what inflated so far (its records survive)."""
+def _gunzip(data: bytes, max_bytes: int) -> tuple[bytes | bytearray, SplitError | None]:
+    """Inflate every gzip member, at most ``max_bytes`` in all; on corruption keep what inflated
+    so far (its records survive).
+
+    Two passes: the first only counts, so a gzip bomb costs a worker one piece of memory and stops
+    one byte past the cap; the second fills a buffer of the exact size.
+    """
     if not data.startswith(_GZIP_MAGIC):
         return data, None
-    parts, rest = [], data
+    size = 0
+    for piece in _inflated_pieces(data):
+        if isinstance(piece, SplitError):
+            break
+        size += len(piece)
+        if size > max_bytes:
+            return b"", SplitError("too_large", too_large_detail("inflates to more", max_bytes))
+    out, filled, error = bytearray(size), 0, None
+    view = memoryview(out)
+    for piece in _inflated_pieces(data):
+        if isinstance(piece, SplitError):
+            error = piece
+            break
+        view[filled:filled + len(piece)] = piece
+        filled += len(piece)
+    return out, error
+
+
+_PIECE = 1 << 20
+
+
+def _inflated_pieces(data: bytes) -> Iterator[bytes | SplitError]:
+    """The inflated bytes of every gzip member, in pieces of at most ``_PIECE``; last a SplitError
+    if a member is corrupt or truncated, or other bytes follow the last one (NUL padding aside)."""
+    rest = data
     while rest.startswith(_GZIP_MAGIC):
-        inflater = zlib.decompressobj(wbits=31)
-        try:
-            parts.append(inflater.decompress(rest))
-        except zlib.error as exc:
-            return b"".join(parts), SplitError("bad_gzip", f"corrupt gzip member: {exc}")
-        if not inflater.eof:
-            return b"".join(parts), SplitError("bad_gzip", "gzip stream is truncated")
+        inflater, pending = zlib.decompressobj(wbits=31), rest
+        while not inflater.eof:
+            try:
+                piece = inflater.decompress(pending, _PIECE)
+            except zlib.error as exc:
+                yield SplitError("bad_gzip", f"corrupt gzip member: {exc}")
+                return
+            if not piece and len(inflater.unconsumed_tail) == len(pending):  # no input left to use
+                yield SplitError("bad_gzip", "gzip stream is truncated")
+                return
+            pending = inflater.unconsumed_tail
+            if piece:
+                yield piece
         rest = inflater.unused_data
     if rest.strip(b"\x00"):
-        return b"".join(parts), SplitError("bad_gzip", f"{len(rest)} bytes after the last gzip member")
-    return b"".join(parts), None
+        yield SplitError("bad_gzip", f"{len(rest)} bytes after the last gzip member")
+
+
+def _decode_at(text: str, pos: int, window: int) -> tuple[object, int]:
+    """The JSON value starting at ``text[pos]`` and the index after it, or ``_Broken``.
+
+    Decodes a slice, not the whole text: building a ``JSONDecodeError`` counts the lines before
+    the error, which on the whole text costs its size up to ``pos`` for every failed attempt
+    (quadratic over a junk object). The slice grows fourfold while the value may run past it.
+    """
+    size = window
+    while True:
+        stop = min(len(text), pos + size)
+        chunk = text[pos:stop]
+        try:
+            value, end = _DECODER.raw_decode(chunk)
+        except json.JSONDecodeError as exc:
+            # An error at the slice's end, or a string the end cut open, may be the cut's doing.
+            if stop == len(text) or not (exc.msg.startswith("Unterminated string") or exc.pos >= len(chunk) - 8):
+                raise _Broken(exc.msg) from None
+        except RecursionError:
+            raise _Broken("nested too deeply") from None
+        else:
+            if stop == len(text) or end < len(chunk):  # a number the cut shortened ends at the cut
+                return value, pos + end
+        size *= 4
 
 
 def _resync(text: str, broken_at: int) -> int:
-    """Where the next record starts after a broken one at ``broken_at``.
+    """Where the next record starts after a broken one at ``broken_at`` (``len(text)`` if none).
 
-    That is the next ``{`` that either follows a ``}`` with only whitespace between (``}{`` never
-    occurs in valid JSON outside strings, so it is a record boundary even if the record there is
-    broken too), or opens a complete object followed, after whitespace, by another ``{`` or the
-    end (the record after a truncated one has no ``}`` before it). Objects nested in the broken
-    record are preceded by ``:``/``,``/``[`` and followed by ``,``/``}``/``]``, so they are
-    skipped. A record squeezed between garbage on both sides is lost with it. Cost: the size of
-    the broken region times its nesting depth.
+    That is the first ``_RECORD_START`` after it that either follows a ``}`` (in JSON text ``}``
+    and ``{`` never meet outside strings, so a record starts there; it is reported on its own even
+    if broken too), or opens an object which decodes whole and is
+    followed, after padding, by another ``{`` or the end (the record after a truncated one has no
+    ``}`` before it). A start after ``:``, ``,`` or ``[`` is a value nested in the broken record
+    and is never tried, nor is one inside an object already decoded, so no stretch of text is
+    decoded over and over and the cost is linear in the size of the broken region. (A record cut
+    right after one of those three characters is taken into the broken region with the part
+    before it.) Random bytes hold no such start, so a junk object resyncs only at its end.
     """
-    pos = text.find("{", broken_at + 1)
-    while pos != -1:
+    decoded_until = broken_at + 1
+    for start in _RECORD_START.finditer(text, broken_at + 1):
+        pos = start.start()
+        if pos < decoded_until:
+            continue
         before = pos - 1
         while before > broken_at and text[before] in _GAP_CHARS:
             before -= 1
-        if before > broken_at and text[before] == "}":
+        if before > broken_at and text[before] == "}":  # "}" and "{" never meet outside strings
             return pos
+        if before > broken_at and text[before] in _NESTED_AFTER:
+            continue
         try:
-            _, end = _DECODER.raw_decode(text, pos)
-        except (json.JSONDecodeError, RecursionError):
-            pass
-        else:
-            after = _BETWEEN.match(text, end).end()
-            if after == len(text) or text[after] == "{":
-                return pos
-        pos = text.find("{", pos + 1)
+            value, end = _decode_at(text, pos, _FIRST_WINDOW)
+        except _Broken:
+            continue
+        after = _BETWEEN.match(text, end).end()
+        if after == len(text) or text[after] == "{":
+            return pos
+        decoded_until = end
     return len(text)
 
 
@@ -173,9 +306,10 @@ class Sourced(NamedTuple):
     offset: int
 
 
-def read_records(data: bytes, *, source: str, source_key: str) -> Iterator[Sourced | Failure]:
+def read_records(data: bytes, *, source: str, source_key: str,
+                 max_bytes: int = DEFAULT_MAX_OBJECT_MB * MB) -> Iterator[Sourced | Failure]:
     """``split_json_objects`` with provenance attached and split errors turned into Failures."""
-    for offset, item in split_json_objects(data):
+    for offset, item in split_json_objects(data, max_bytes=max_bytes):
         if isinstance(item, SplitError):
             yield Failure(stage=STAGE, reason=item.reason, detail=str(item), source=source,
                           source_key=source_key, source_offset=offset)

@@ -19,8 +19,10 @@ STAGE = "records"
 
 REASONS = {
     "bad_gzip": "the object starts like gzip but does not inflate (corrupt, truncated or trailing bytes)",
+    "too_large": "the object, or what it inflates to, is larger than --max_record_object_mb",
+    "empty_object": "the object holds no record: empty, or only whitespace or NUL padding",
     "bad_utf8": "a record's bytes are not UTF-8",
-    "bad_json": "not valid JSON (the splitter resyncs at the next record)",
+    "bad_json": "not valid JSON: a broken record and the bytes up to the next usable record",
     "not_an_object": "a top-level JSON value that is not an object",
     "missing_field": "a required field is absent or null",
     "bad_field": "a field has the wrong type or shape (stream ARN, fragment number, isCaller, ...)",
@@ -29,6 +31,7 @@ REASONS = {
     "no_kvs_recording": "a voice CTR with no KVS recording and no stream-ARN attribute",
     "streaming_failed": "a Chime transaction whose only streaming events are FAILED, and no SDR",
     "inconsistent_records": "records of one Chime transaction name different Voice Connectors",
+    "date_out_of_range": "the call's date is outside the days any run reads this record for",
 }
 
 # Allow-lists for IDs that become path parts. fullmatch, so no "$ matches before a newline" hole;
