@@ -9,6 +9,7 @@ same files with the same bytes.
 from __future__ import annotations
 
 import io
+import os
 import re
 
 import apache_beam as beam
@@ -89,7 +90,14 @@ class _WritePartition(beam.DoFn):
 
 
 class _RemoveStale(beam.DoFn):
-    """Delete files under the run's dates that this run did not write (a previous run's leftovers)."""
+    """Delete every file under the run's dates that this run did not write, at any depth (a
+    previous run's leftovers, or strays put there by hand), and the run's scratch folders.
+
+    Only ``<root>/<table or audio>/date=<d>/`` and ``<root>/_work/date=<d>/`` of the run's own
+    dates are looked at, so other dates and anything else under the root are never touched.
+    """
+
+    SCRATCH = "_work"  # per-date working files of the data flow; nothing there outlives a run
 
     def __init__(self, root: str, dates: list[str]):
         self.root, self.dates = root, dates
@@ -97,15 +105,25 @@ class _RemoveStale(beam.DoFn):
 
     def process(self, written: list[str]):
         keep = set(written)
-        stale = []
-        for table in (*tables.TABLES, AUDIO):
-            for date in self.dates:
-                pattern = join(self.root, table, f"date={date}", "*", "*")
-                stale += [path for path in storage.list_paths(pattern) if path not in keep]
-        if stale:
-            storage.delete(sorted(stale))
+        stale, scratch = [], []
+        for date in self.dates:
+            for table in (*tables.TABLES, AUDIO):
+                stale += [path for path in storage.list_tree(join(self.root, table, f"date={date}"))
+                          if path not in keep]
+            scratch += storage.list_tree(join(self.root, self.SCRATCH, f"date={date}"))
+        if stale or scratch:
+            storage.delete(sorted(stale + scratch))
             self.removed.inc(len(stale))
+        if not storage.is_s3(self.root):  # S3 has no folders; local ones would stay behind empty
+            for date in self.dates:
+                self._remove_empty_folders(join(self.root, self.SCRATCH, f"date={date}"))
         yield len(stale)
+
+    @staticmethod
+    def _remove_empty_folders(folder: str) -> None:
+        for top in sorted((top for top, _, _ in os.walk(folder)), reverse=True):  # children first
+            if not os.listdir(top):
+                os.rmdir(top)
 
 
 class WriteLake(beam.PTransform):
