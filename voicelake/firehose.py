@@ -100,6 +100,7 @@ _DECODER = json.JSONDecoder()
 # and random bytes hold it often enough to split a junk object). Names are bounded so that crafted
 # input cannot make every match rescan a long run; a literal first character keeps the search fast.
 _RECORD_START = re.compile(r'\{[ \t\r\n]*"(?:[^"\\\x00-\x1f]|\\.){0,256}"[ \t\r\n]*:')
+_AFTER_SCALAR = _GAP_CHARS + '{["'  # what may follow a top-level number or literal
 _NESTED_AFTER = ":,["  # a "{" after these is a value inside something, never a record's start
 _FIRST_WINDOW = 256  # characters decoded at first; doubled (and more) when a value runs past it
 
@@ -144,25 +145,35 @@ def split_json_objects(data: bytes, *, max_bytes: int = DEFAULT_MAX_OBJECT_MB * 
     pos = _BETWEEN.match(text).end()
     window = _FIRST_WINDOW
     found = False
+    # A value that is not an object waits for what follows: before a broken region it is the
+    # start of that junk (random bytes often begin with a digit), not an error of its own.
+    pending = None
     while pos < len(text):
         found = True
         try:
             value, end = _decode_at(text, pos, window)
         except _Broken as broken:
-            start, resync = byte_offset(pos), _resync(text, pos)
+            start = pending[0] if pending else byte_offset(pos)
+            pending = None
+            resync = _resync(text, pos)
             skipped = byte_offset(resync) - start
             until = "the end of the object" if resync == len(text) else "the next record"
             yield start, SplitError("bad_json", f"not valid JSON ({broken}); {skipped} bytes skipped to {until}")
             pos = resync
             continue
+        if pending:
+            yield pending
+            pending = None
         window = max(_FIRST_WINDOW, 2 * (end - pos))  # the next record is likely about as long
         if escaped and _ESCAPED_BYTE.search(text, pos, end):
             yield byte_offset(pos), SplitError("bad_utf8", "the record's bytes are not valid UTF-8")
         elif not isinstance(value, dict):
-            yield byte_offset(pos), SplitError("not_an_object", f"a JSON {type(value).__name__}, not an object")
+            pending = byte_offset(pos), SplitError("not_an_object", f"a JSON {type(value).__name__}, not an object")
         else:
             yield byte_offset(pos), value
         pos = _BETWEEN.match(text, end).end()
+    if pending:
+        yield pending
     if gzip_error is not None:
         yield len(raw), gzip_error
     elif not found:
@@ -244,6 +255,9 @@ def _decode_at(text: str, pos: int, window: int) -> tuple[object, int]:
             raise _Broken("nested too deeply") from None
         else:
             if stop == len(text) or end < len(chunk):  # a number the cut shortened ends at the cut
+                if pos + end < len(text) and not isinstance(value, (dict, list, str)) \
+                        and text[pos + end] not in _AFTER_SCALAR:  # "03", "1x", "truex": no JSON text
+                    raise _Broken(f"a {type(value).__name__} runs into other text")
                 return value, pos + end
         size *= 4
 
