@@ -21,8 +21,9 @@ from pipeline.run import run
 from runners.local.seed import PREFIX_CTR, PREFIX_SDR, WorldConfig
 from tests.conftest import make_world
 from tests.test_pipeline_e2e import file_digests, pipeline_args, table
-from transforms import read_records
+from transforms import failure_rows, read_records
 from voicelake import firehose
+from voicelake.model import Failure
 
 DATE = "2024-05-14"
 JUNK_BYTES = 50 * 2**20
@@ -166,13 +167,29 @@ def test_every_failure_row_is_one_planted_or_seeded_bad_record(bad_night):
                                              "missing_field": 1, "too_large": 1}
 
 
-def test_a_re_run_removes_strays_at_any_depth_under_its_dates_and_nothing_else(bad_night, tmp_path):
+def test_the_cap_is_the_run_s_max_record_object_mb_and_a_listed_size_over_it_is_never_read(bad_night, tmp_path):
+    world, _, _, _, _ = bad_night
+    args = [a for a in pipeline_args(world, tmp_path) if not a.startswith(("--sdr_prefix", "--events_prefix"))]
+    run(args + ["--max_record_object_mb=5"])  # the bomb's 4.5 MiB pass the listing, not the inflation
+    found = failures_by_key(world, tmp_path)
+    assert shown(found[JUNK_KEY]) == [
+        (DATE, "unknown", "records", "too_large", "connect", None, 0,
+         f"the object is {JUNK_BYTES} bytes, more than the 5 MB a record object may hold (--max_record_object_mb); "
+         "none of it was read")]
+    assert shown(found[BOMB_KEY]) == [
+        (DATE, "unknown", "records", "too_large", "connect", None, 0,
+         "the object inflates to more than the 5 MB a record object may hold (--max_record_object_mb); "
+         "none of it was read")]
+    assert [r["reason"] for r in found[NUL_KEY]] == ["empty_object"]
+
+
+def test_a_re_run_removes_strays_at_any_depth_under_its_dates_and_nothing_else(bad_night):
     world, vc_id, lake, _, digests = bad_night
     strays = [f"calls/date={DATE}/stray.parquet", f"audio/date={DATE}/voice_connector_id={vc_id}/sub/nested.wav",
               f"failures/date={DATE}/voice_connector_id=unknown/a/b/c/deep.parquet",
               f"_work/date={DATE}/chime/{vc_id}/call/channel-0.f32", f"_work/date={DATE}/loose"]
     kept = [f"calls/date=2024-05-13/voice_connector_id={vc_id}/part-00000.parquet", "calls/README.txt",
-            f"audio/date=2024-05-15/voice_connector_id={vc_id}/sub/nested.wav", f"_work/date=2024-05-13/loose",
+            f"audio/date=2024-05-15/voice_connector_id={vc_id}/sub/nested.wav", "_work/date=2024-05-13/loose",
             f"notes/date={DATE}/mine.txt", "_runs/2024-05-13/summary.json"]
     for relative in strays + kept:
         (lake / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -218,6 +235,7 @@ def test_which_run_reads_a_record_follows_the_folders_each_run_lists(key, day, l
 MEASURE = """
 import json, re, sys, time
 from voicelake import firehose
+from voicelake.model import Failure
 data = open(sys.argv[1], "rb").read()
 started = time.perf_counter()
 rows = [f.__dict__ for f in firehose.read_records(data, source="connect", source_key="k")]
@@ -248,3 +266,11 @@ def test_junk_and_a_gzip_bomb_are_read_in_bounded_memory(tmp_path):
     assert junk_result["peak_rss_mb"] < 600
     assert bomb_result["peak_rss_mb"] < 100
     assert firehose.DEFAULT_MAX_OBJECT_MB == 256
+
+
+def test_a_failure_whose_key_names_no_day_is_the_run_s_own_and_one_of_another_day_is_left_to_it():
+    rows = failure_rows._ToRow([DATE, "2024-05-15"])
+    undated = Failure(stage="records", reason="bad_json", detail="d", source="connect", source_key="s3://b/x")
+    assert [row[:3] for row in rows.process(undated)] == [("failures", DATE, "unknown")]
+    assert list(rows.process(read_records.dated(
+        Failure(stage="records", reason="bad_json", detail="d", source_key="s3://b/ctr/2024/05/16/00/x")))) == []

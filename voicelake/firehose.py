@@ -78,7 +78,8 @@ def listed_for(key: str, day: date, lookahead_hours: int, *, lookbehind_hours: i
 # --------------------------------------------------------------------------- splitting
 
 # Firehose buffers at most 128 MiB before it writes an object, so a real record object is smaller
-# than this; the cap bounds what one object can cost a worker (about twice the cap while split).
+# than this; the cap bounds what one object can cost a worker (its bytes and their text: a few
+# times the cap at most).
 DEFAULT_MAX_OBJECT_MB = 256
 MB = 1 << 20
 
@@ -128,7 +129,9 @@ def split_json_objects(data: bytes, *, max_bytes: int = DEFAULT_MAX_OBJECT_MB * 
     an object larger than that, or inflating to more, is one ``too_large`` error (nothing else
     of it is read), and an object with nothing but whitespace or NUL padding is one
     ``empty_object`` error. A broken record and everything up to the next usable record (see
-    ``_resync``) is one ``bad_json`` error, so a junk object is one error, not one per brace.
+    ``_resync``) is one ``bad_json`` error, so a junk object is one error, not one per brace; a
+    top-level value that is not an object is a ``not_an_object`` error, unless junk follows it:
+    then it is where the junk starts.
     """
     if len(data) > max_bytes:
         yield 0, SplitError("too_large", too_large_detail(f"is {len(data)} bytes, more", max_bytes))
@@ -267,13 +270,14 @@ def _resync(text: str, broken_at: int) -> int:
 
     That is the first ``_RECORD_START`` after it that either follows a ``}`` (in JSON text ``}``
     and ``{`` never meet outside strings, so a record starts there; it is reported on its own even
-    if broken too), or opens an object which decodes whole and is
-    followed, after padding, by another ``{`` or the end (the record after a truncated one has no
-    ``}`` before it). A start after ``:``, ``,`` or ``[`` is a value nested in the broken record
-    and is never tried, nor is one inside an object already decoded, so no stretch of text is
-    decoded over and over and the cost is linear in the size of the broken region. (A record cut
-    right after one of those three characters is taken into the broken region with the part
-    before it.) Random bytes hold no such start, so a junk object resyncs only at its end.
+    if broken too), or opens an object that decodes whole and is followed, after padding, by
+    another ``{`` or the end (the record after a truncated one has no ``}`` before it).
+
+    A start after ``:``, ``,`` or ``[`` is a value nested in the broken record and is never tried,
+    nor is one inside an object already decoded, so no stretch of text is decoded over and over
+    and the cost is linear in the size of the broken region. The price: a record right after a
+    cut at one of those three characters is taken into the broken region (reported, not lost
+    silently). Random bytes hold no such start, so a junk object resyncs only at its end.
     """
     decoded_until = broken_at + 1
     for start in _RECORD_START.finditer(text, broken_at + 1):
