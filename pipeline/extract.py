@@ -4,7 +4,10 @@ For every track (by name) ``DIR/<name>.wav`` holds exactly that track's frame pa
 timeline order (by absolute frame time; frames with equal times keep body order), as 16-bit PCM
 at the track's rate and channel count.  Holes in the timeline (a frame starting at least 1 ms after
 the previous frame's end, end = time + payload bytes / 2 / channels / rate) are always listed in
-the summary as gaps; ``--fill-gaps`` also writes silence into them.
+the summary as gaps; ``--fill-gaps`` also writes silence into them, but refuses a hole longer than
+``--max-gap-s`` (a producer clock that jumps an hour or a year ahead would otherwise ask for
+gigabytes of silence).  Only audio tracks are written: a track whose CodecID says video, subtitles
+or buttons (``V_``, ``S_``, ``B_``) is listed in the warnings; Connect's ``A_AAC`` is PCM (kvs.md).
 
 ``--contact-id`` / ``--transaction-id`` keep only fragments whose ``ContactId`` / ``TransactionId``
 tag matches (KVS streams are reused across calls, kvs.md §6.8); the others, including fragments
@@ -14,7 +17,8 @@ filter: they carry no tags to filter on.
 Exit status: 0 on success (a truncated body is still a success: its complete frames are written,
 the summary says ``"truncated": true`` and one line goes to stderr); 1 when the body is malformed: the fragments parsed
 before the error are still written, ``summary.json`` records ``parse_error``, and one line goes to
-stderr; 2 for usage errors or an unreadable BODY.
+stderr; 1 also, with one line on stderr and nothing written, when the body has no audio track or
+``--fill-gaps`` meets a hole longer than ``--max-gap-s``; 2 for usage errors or an unreadable BODY.
 
 The frames of all kept fragments are held in memory until the WAVs are written (timeline order
 needs all of them); a saved body is at most a few hundred MB.
@@ -33,6 +37,7 @@ from pathlib import Path
 from voicelake.mkv_parser import Fragment, ParseError, iter_fragments
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+DEFAULT_MAX_GAP_S = 600.0  # ten minutes of silence is 9.6 MB per 8 kHz track
 
 
 def file_stem(track_name: str) -> str:
@@ -52,12 +57,25 @@ class _Track:
 @dataclass
 class _Extraction:
     fragments: list[dict] = field(default_factory=list)
+    codecs: dict[str, str | None] = field(default_factory=dict)  # every track seen, kept or not
     skipped: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     tracks: dict[str, _Track] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     truncated: bool = False
     parse_error: dict | None = None
+
+
+_NOT_AUDIO = ("V_", "S_", "B_")  # Matroska CodecID prefixes: video, subtitles, buttons
+
+
+def is_audio(codec_id: str | None) -> bool:
+    """A track is audio unless its CodecID says otherwise (none at all is taken as audio)."""
+    return not (codec_id or "").startswith(_NOT_AUDIO)
+
+
+class Refused(Exception):
+    """The body cannot be extracted as asked; the message is the one line for stderr."""
 
 
 def _skip_reason(fragment: Fragment, wanted: dict[str, str]) -> str | None:
@@ -95,6 +113,10 @@ def _collect(extraction: _Extraction, fragment: Fragment, wanted: dict[str, str]
             "code": error.code, "error_id": error.error_id, "message": error.message,
         })
         return
+    for name, audio in fragment.tracks.items():
+        if name not in extraction.codecs and not is_audio(audio.codec_id):
+            extraction.warnings.append(f"track {name} is {audio.codec_id}, not audio: not written")
+        extraction.codecs.setdefault(name, audio.codec_id)
     reason = _skip_reason(fragment, wanted)
     if reason is not None:
         extraction.skipped.append({
@@ -103,6 +125,8 @@ def _collect(extraction: _Extraction, fragment: Fragment, wanted: dict[str, str]
         return
     extraction.fragments.append(_fragment_row(fragment))
     for name, audio in fragment.tracks.items():
+        if not is_audio(audio.codec_id):
+            continue
         track = extraction.tracks.get(name)
         if track is None:
             track = extraction.tracks[name] = _Track(
@@ -158,16 +182,37 @@ def _write_wav(path: Path, track: _Track, blocks: list, holes: list, fill_gaps: 
     return written // (2 * track.channels)
 
 
-def _write_outputs(extraction: _Extraction, out: Path, fill_gaps: bool) -> tuple[list, list]:
+def _check(extraction: _Extraction, fill_gaps: bool, max_gap_s: float) -> list:
+    """The tracks' timelines, or Refused before anything is written."""
+    if extraction.codecs and not any(is_audio(codec) for codec in extraction.codecs.values()):
+        tracks = ", ".join(f"{name} ({codec})" for name, codec in extraction.codecs.items())
+        raise Refused(f"no audio track in the body, only {tracks}; nothing written")
+    timelines = []
+    for track in extraction.tracks.values():
+        blocks, holes = _timeline(track)
+        longest = max(holes, key=lambda hole: hole[2] - hole[1], default=None)
+        if fill_gaps and longest is not None and longest[2] - longest[1] > max_gap_s * 1000:
+            _, start_ms, end_ms, _ = longest
+            raise Refused(f"track {track.name} has a {_shown_s(end_ms - start_ms)} s hole from producer "
+                          f"time {start_ms} to {end_ms} ms; --fill-gaps fills at most --max-gap-s="
+                          f"{_shown_s(max_gap_s * 1000)} s: raise it, or extract without --fill-gaps; nothing written")
+        timelines.append((track, blocks, holes))
+    return timelines
+
+
+def _shown_s(ms: float) -> str:
+    return f"{ms / 1000:.3f}".rstrip("0").rstrip(".")
+
+
+def _write_outputs(timelines: list, out: Path, fill_gaps: bool) -> tuple[list, list]:
     out.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
     track_rows, gap_rows = [], []
-    for track in extraction.tracks.values():
+    for track, blocks, holes in timelines:
         stem = file_stem(track.name)
         while stem in taken:  # two names that sanitize alike must not overwrite each other
             stem += "_"
         taken.add(stem)
-        blocks, holes = _timeline(track)
         samples = _write_wav(out / f"{stem}.wav", track, blocks, holes, fill_gaps)
         track_rows.append({
             "name": track.name, "file": f"{stem}.wav", "codec_id": track.codec_id,
@@ -190,7 +235,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--contact-id", help="keep only fragments tagged with this ContactId")
     parser.add_argument("--transaction-id", help="keep only fragments tagged with this TransactionId")
     parser.add_argument("--fill-gaps", action="store_true", help="write silence into timeline holes")
+    parser.add_argument("--max-gap-s", type=_seconds, default=DEFAULT_MAX_GAP_S, metavar="SECONDS",
+                        help="longest hole --fill-gaps fills; a longer one (a producer clock that "
+                             f"jumped) stops the extraction (default {DEFAULT_MAX_GAP_S:g})")
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds >= 0: {text!r}")
+    return value
 
 
 def main(argv: list[str]) -> int:
@@ -202,7 +260,12 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"voicelake extract: cannot read {args.body}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    track_rows, gap_rows = _write_outputs(extraction, args.out, args.fill_gaps)
+    try:
+        timelines = _check(extraction, args.fill_gaps, args.max_gap_s)
+    except Refused as refused:
+        print(f"voicelake extract: {refused}", file=sys.stderr)
+        return 1
+    track_rows, gap_rows = _write_outputs(timelines, args.out, args.fill_gaps)
     summary = {
         "body": str(args.body),
         "filter": {"contact_id": args.contact_id, "transaction_id": args.transaction_id},

@@ -5,6 +5,8 @@ import datetime as dt
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from voicelake.firehose import DEFAULT_MAX_OBJECT_MB
+
 
 class VoicelakeOptions(PipelineOptions):
     @classmethod
@@ -27,6 +29,10 @@ class VoicelakeOptions(PipelineOptions):
         g.add_argument("--lookahead_hours", type=int, default=24,
                        help="hours after the last day whose Firehose folders are also read: CTRs and "
                             "events land by arrival time and are re-delivered later (default 24)")
+        g.add_argument("--max_record_object_mb", type=float, default=DEFAULT_MAX_OBJECT_MB,
+                       help="largest record object (CTR, event or SDR file) read, in MB after gzip "
+                            "inflation; a larger one is one failure row (too_large) and is not read. "
+                            f"Firehose writes at most 128 MiB per object (default {DEFAULT_MAX_OBJECT_MB})")
         g.add_argument("--kvs_endpoint_url", default=None,
                        help="KVS control-plane endpoint (default: AWS's for the region); the local "
                             "emulator's URL in the demo and tests")

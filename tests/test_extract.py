@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from runners.local import mkv_writer as w
+from tests.conftest import shared_path
 
 START_MS = 1_782_912_654_536
 SPAN_MS = 1024  # 16 blocks of 64 ms per track and fragment
@@ -163,3 +164,78 @@ def test_unreadable_body_is_a_usage_error(tmp_path):
     done = run_extract(tmp_path / "absent.mkv", "--out", tmp_path / "out")
     assert done.returncode == 2 and "cannot read" in done.stderr
     assert run_extract("--out", tmp_path).returncode == 2
+
+
+def jumped(tmp_path: Path, jump_ms: int) -> Path:
+    """Contact A in slots 0 and 1, then a fragment whose producer clock jumped ``jump_ms`` ahead."""
+    body = tmp_path / "jumped.mkv"
+    late = w.connect_fragment(
+        fragment_number=str(FIRST_NUMBER + 2), producer_ms=START_MS + 2 * SPAN_MS + jump_ms,
+        server_ms=START_MS + 2 * SPAN_MS + 170, contact_id="contact-A", instance_id="instance-1",
+        from_customer=pcm(4), to_customer=pcm(5), to_customer_first=True)
+    body.write_bytes(connect(0) + connect(1) + late)
+    return body
+
+
+@pytest.mark.parametrize("jump_ms, shown", [(3_600_000, "3600"), (347 * 86_400_000, "29980800")])
+def test_fill_gaps_refuses_a_producer_clock_jump_beyond_the_limit_in_one_line(tmp_path, jump_ms, shown):
+    out = tmp_path / "out"
+    done = run_extract(jumped(tmp_path, jump_ms), "--out", out, "--fill-gaps")
+    hole_start, hole_end = START_MS + 2 * SPAN_MS, START_MS + 2 * SPAN_MS + jump_ms
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"voicelake extract: track AUDIO_TO_CUSTOMER has a {shown} s hole from producer time {hole_start} to "
+        f"{hole_end} ms; --fill-gaps fills at most --max-gap-s=600 s: raise it, or extract without "
+        "--fill-gaps; nothing written\n")
+    assert not out.exists()  # nothing half-written, no 57 MB of silence, no MemoryError
+
+
+def test_the_gap_limit_is_an_option_and_holes_within_it_are_filled(tmp_path):
+    body, out = jumped(tmp_path, 90_000), tmp_path / "out"
+    assert run_extract(body, "--out", out, "--fill-gaps", "--max-gap-s", "60").returncode == 1
+    done = run_extract(body, "--out", out, "--fill-gaps", "--max-gap-s", "90")
+    assert done.returncode == 0, done.stderr
+    assert read_wav(out / "AUDIO_FROM_CUSTOMER.wav")[1] == from_customer(0, 1) + bytes(2 * 8 * 90_000) + pcm(4)
+
+
+def test_without_fill_gaps_a_jump_is_only_listed_as_a_gap(tmp_path):
+    out = tmp_path / "out"
+    assert run_extract(jumped(tmp_path, 3_600_000), "--out", out).returncode == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"track": "AUDIO_FROM_CUSTOMER", "start_ms": START_MS + 2 * SPAN_MS,
+            "end_ms": START_MS + 2 * SPAN_MS + 3_600_000} in summary["gaps"]
+    assert read_wav(out / "AUDIO_FROM_CUSTOMER.wav")[1] == from_customer(0, 1) + pcm(4)
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "inf", "nan"])
+def test_the_gap_limit_must_be_a_number_of_seconds(tmp_path, value):
+    done = run_extract(tmp_path / "body.mkv", "--out", tmp_path / "out", "--max-gap-s", value)
+    assert done.returncode == 2
+    assert f"argument --max-gap-s: not a number of seconds >= 0: {value!r}" in done.stderr
+
+
+def test_a_body_whose_only_track_is_video_is_refused_in_one_line(tmp_path):
+    body = shared_path("samples", "kvs", "output_get_media.mkv")  # a real H.264 GetMedia body
+    out = tmp_path / "out"
+    done = run_extract(body, "--out", out)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == ("voicelake extract: no audio track in the body, only track_1 (V_MPEG4/ISO/AVC); "
+                           "nothing written\n")
+    assert not out.exists()
+
+
+def test_a_video_track_beside_audio_is_left_out_with_a_warning(tmp_path):
+    video = w.Track(3, 3, "VIDEO", "V_MPEG4/ISO/AVC")
+    audio = w.Track(1, 1, "AUDIO", "A_AAC")
+    body = tmp_path / "mixed.mkv"
+    body.write_bytes(w.chunk(w.info("t", "mixed") + w.tracks([audio, video])
+                             + w.aws_fragment_tags("1", START_MS, START_MS)
+                             + w.cluster(START_MS, [w.simple_block(1, 0, b"\x01\x00" * 80),
+                                                    w.simple_block(3, 0, b"\x00\x00\x00\x01 h264")])))
+    out = tmp_path / "out"
+    done = run_extract(body, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["AUDIO.wav", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["warnings"] == ["track VIDEO is V_MPEG4/ISO/AVC, not audio: not written"]
+    assert [t["name"] for t in summary["tracks"]] == ["AUDIO"]

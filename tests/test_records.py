@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import time
 from dataclasses import replace
 from datetime import date
@@ -17,13 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicelake.model import CallSpec, Failure, StreamSpan
-from voicelake import records
-from voicelake.records import (
-    ConnectAttributeKeys, Sourced, SdrKey, SdrRecord, StreamingEvent, chime_call, connect_calls,
-    ctr_version, date_range, dedupe_key, event_key, firehose_hour_prefixes, iso_to_ms, latest_ctr,
-    parse_sdr, parse_sdr_key, parse_streaming_event, read_records, safe_path_part, sdr_day_prefixes,
-    siprec_senders, split_json_objects, utc_date, RECORD_ID, REASONS, VOICE_CONNECTOR_ID,
+from voicelake.chime_records import (
+    SdrKey, SdrRecord, StreamingEvent, chime_call, event_key, parse_sdr, parse_sdr_key, parse_streaming_event,
+    sdr_day_prefixes, siprec_senders, voice_connector_of_key,
 )
+from voicelake.ctr import ConnectAttributeKeys, connect_calls, ctr_version, dedupe_key, latest_ctr
+from voicelake.firehose import Sourced, date_range, firehose_hour_prefixes, read_records, split_json_objects
+from voicelake.record_fields import RECORD_ID, REASONS, VOICE_CONNECTOR_ID, iso_to_ms, safe_path_part, utc_date
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "records"
 CTR_BUCKET = "s3/example-connect-ctr-bucket"
@@ -229,10 +230,13 @@ def test_a_record_that_is_not_utf8_is_an_error_and_the_others_survive():
     assert split(b'{"a":"\xff"}{"b":"\xc3\xa9"}') == [(0, "bad_utf8"), (9, {"b": "é"})]
 
 
-def test_empty_and_blank_objects_hold_no_records():
-    assert split(b"") == []
-    assert split(b" \n\t\n") == []
-    assert split(gzip.compress(b"")) == []
+def test_empty_blank_and_nul_only_objects_are_one_empty_object_error_each():
+    assert split(b"") == split(gzip.compress(b"")) == [(0, "empty_object")]
+    assert split(b" \n\t\n") == split(b"\x00" * 4096) == split(gzip.compress(b"\x00" * 4096)) == [
+        (0, "empty_object")]
+    assert [str(error) for _, error in split_json_objects(b"")] == ["the object holds no record: empty"]
+    assert [str(error) for _, error in split_json_objects(b"\x00" * 4096)] == [
+        "the object holds no record: 4096 bytes of whitespace or NUL padding, no record"]
 
 
 def test_deep_nesting_is_an_error_not_a_crash():
@@ -246,6 +250,109 @@ def test_splitting_is_linear_in_the_object_size():
     count = sum(1 for _ in split_json_objects(data))
     assert count == 100_000
     assert time.perf_counter() - started < 5
+
+
+def junk(size: int, seed: int = 1) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+CRAFTED_JUNK = {  # text that looks like JSON from every brace, each built to defeat a naive resync
+    "braces": b"{" * 2**20,
+    "names that never get a colon": b'{"{' * 2**18,
+    "boundaries with escaped quotes": b'}{"\\"' * 2**18,
+    "an unterminated nesting": b'{"a":' * 2**18,
+    "nested arrays of objects": b'[{"a":' * 2**18,
+    "a number, then junk": b"7" + junk(2**20),  # a value before junk is where the junk starts
+    "a string, then junk": b'"s"\t' + junk(2**20),
+}
+
+
+@pytest.mark.parametrize("data", [junk(2**18), junk(2**20), junk(2**22), *CRAFTED_JUNK.values()],
+                         ids=["random 256 KiB", "random 1 MiB", "random 4 MiB", *CRAFTED_JUNK])
+def test_a_junk_object_is_one_bad_json_error_that_names_what_was_skipped(data):
+    [(offset, error)] = split_json_objects(data)
+    assert (offset, error.reason) == (0, "bad_json")
+    assert str(error).endswith(f"; {len(data)} bytes skipped to the end of the object")
+
+
+def test_random_bytes_are_one_bad_json_error_whatever_the_seed():
+    for seed in range(500):
+        data = junk(2**14, seed)
+        padding = len(data) - len(data.lstrip(b" \t\r\n\x00"))  # where the junk starts
+        assert split(data) == [(padding, "bad_json")], seed
+
+
+json_ish = st.lists(st.sampled_from([b"{", b"}", b"[", b"]", b'"', b":", b",", b"\\", b" ", b"\n", b"\x00",
+                                     b"1", b"-", b"true", b'"a"', b'{"a":1}', b"\xff", b"\xc3\xa9"]), max_size=60)
+
+
+@settings(max_examples=500, deadline=None)
+@given(parts=json_ish)
+def test_any_bytes_split_without_raising_in_order_and_within_the_object(parts):
+    data = b"".join(parts)
+    items = list(split_json_objects(data))
+    offsets = [offset for offset, _ in items]
+    assert items and offsets == sorted(offsets) and all(0 <= o <= len(data) for o in offsets)
+    assert all(isinstance(item, dict) or item.reason in REASONS for _, item in items)
+
+
+def test_resyncing_never_counts_lines_over_the_text_before_the_error(monkeypatch):
+    """A JSONDecodeError counts the newlines before its position in the text it was given. The
+    splitter decodes slices, so the positions of all the errors it builds add up to less than
+    the object's size times a small constant (decoding the whole text from every brace added up
+    to the size squared: 15 minutes for a 50 MB object)."""
+    positions = []
+    real_init = json.JSONDecodeError.__init__
+
+    def counting_init(self, msg, doc, pos):
+        positions.append(pos)
+        real_init(self, msg, doc, pos)
+
+    monkeypatch.setattr(json.JSONDecodeError, "__init__", counting_init)
+    for data in (junk(2**22), b'{"a":1}{x' * 2**16, b'{"a":1}x' * 2**16, *CRAFTED_JUNK.values()):
+        positions.clear()
+        list(split_json_objects(data))
+        assert sum(positions) <= 8 * len(data)
+
+
+def test_a_broken_region_is_one_error_up_to_the_next_usable_record():
+    # {"x":...} decodes but is followed by junk, so neither it nor the object nested in it is a record
+    data = b'{"a":1}{"b":,}garbage{"x":{"y":1}}junk{"c":3}\n{"d":4}'
+    assert split(data) == [(0, {"a": 1}), (7, "bad_json"), (38, {"c": 3}), (46, {"d": 4})]
+    assert str(dict(split_json_objects(data))[7]) == "not valid JSON (Expecting value); 31 bytes skipped to the next record"
+
+
+def test_a_record_cut_right_after_a_comma_takes_the_next_record_into_its_error():
+    # "{" after ":", "," or "[" is a nested value in JSON text; resyncing there would let crafted
+    # nesting cost the object's size times its depth. The record is reported, not silently lost.
+    assert split(b'{"a":1,{"c":3}{"d":4}') == [(0, "bad_json"), (14, {"d": 4})]
+    assert split(b'{"a":1,"t":"cu{"c":3}{"d":4}') == [(0, "bad_json"), (14, {"c": 3}), (21, {"d": 4})]
+
+
+def test_an_object_larger_than_the_cap_is_one_too_large_error_and_not_split():
+    records = b'{"a":1}' * 150_000
+    assert len(list(split_json_objects(records, max_bytes=len(records)))) == 150_000
+    [(offset, error)] = split_json_objects(records, max_bytes=2**20)
+    assert (offset, error.reason, str(error)) == (0, "too_large", (
+        "the object is 1050000 bytes, more than the 1 MB a record object may hold "
+        "(--max_record_object_mb); none of it was read"))
+
+
+def test_a_gzip_stops_inflating_one_byte_past_the_cap():
+    records = b'{"a":1}' * 1000
+    assert len(list(split_json_objects(gzip.compress(records), max_bytes=len(records)))) == 1000
+    bomb = gzip.compress(bytes(64 * 2**20), compresslevel=1)
+    [(offset, error)] = split_json_objects(bomb, max_bytes=2**20)
+    assert (offset, error.reason, str(error)) == (0, "too_large", (
+        "the object inflates to more than the 1 MB a record object may hold (--max_record_object_mb); "
+        "none of it was read"))
+    # the cap counts every member of a concatenated gzip together
+    assert split(gzip.compress(records) * 2) == split(records * 2)
+    assert split_reasons(gzip.compress(records) * 2, max_bytes=len(records) + 1) == ["too_large"]
+
+
+def split_reasons(data: bytes, **options) -> list[str]:
+    return [item.reason for _, item in split_json_objects(data, **options) if not isinstance(item, dict)]
 
 
 json_values = st.recursive(
@@ -265,7 +372,9 @@ def test_splitting_a_concatenation_returns_exactly_its_objects_at_their_offsets(
         expected.append((len(data), obj))
         data += json.dumps(obj, ensure_ascii=ascii_only).encode()
     data += gaps[-1].encode()
-    assert list(split_json_objects(gzip.compress(data) if compress else data)) == expected
+    if not objects:
+        expected = [(0, "empty_object")]
+    assert split(gzip.compress(data) if compress else data) == expected
 
 
 def test_read_records_turns_split_errors_into_failures_with_position():
@@ -513,7 +622,7 @@ def test_a_gzip_sdr_parses_like_the_plain_one():
 
 
 @pytest.mark.parametrize("data, reason", [
-    (b"", "bad_json"),
+    (b"", "empty_object"),
     (b'{"TransactionId":', "bad_json"),
     (b"[]", "not_an_object"),
     (b'{"a":1}{"b":2}', "bad_json"),
@@ -530,6 +639,24 @@ def test_unusable_sdrs_fail_with_a_reason(data, reason):
     assert isinstance(result, Failure)
     assert (result.reason, result.source, result.source_key) == (
         reason, "chime", "Amazon-Chime-Voice-Connector-SDRs/json/x")
+
+
+@pytest.mark.parametrize("data, reason, partition", [
+    (b'{"SchemaVersion": "1.0"}', "missing_field", VC_ID),  # no IDs in the body: the key's connector
+    (b'{"TransactionId":"t1","VoiceConnectorId":"VC-1"}', "unsafe_id", VC_ID),
+    (b'{"TransactionId":"t1","VoiceConnectorId":"othervc"}', "missing_field", "othervc"),  # the body's wins
+    (b"\x00" * 64, "empty_object", VC_ID),
+    (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64, "bad_json", VC_ID),
+])
+def test_a_failed_sdr_is_filed_under_the_voice_connector_its_key_names(data, reason, partition):
+    result = parse_sdr(data, f"s3://example-chime-records-bucket/{SDR_A}")
+    assert (result.reason, result.partition_id) == (reason, partition)
+
+
+def test_an_sdr_key_names_its_voice_connector_only_through_the_allow_list():
+    assert voice_connector_of_key(SDR_A) == VC_ID
+    assert voice_connector_of_key(SDR_A.replace(VC_ID, "VC.1")) is None
+    assert voice_connector_of_key("2024/05/14/15/voicelake-ctr-firehose-1") is None
 
 
 def test_an_outbound_call_puts_the_callee_leg_on_the_customer_channel():
@@ -741,7 +868,7 @@ def test_a_chime_call_needs_an_sdr_or_an_event():
 def test_every_failure_reason_is_documented():
     assert set(REASONS) == {"bad_gzip", "bad_utf8", "bad_json", "not_an_object", "missing_field", "bad_field",
                             "bad_timestamp", "unsafe_id", "no_kvs_recording", "streaming_failed",
-                            "inconsistent_records"}
+                            "inconsistent_records", "too_large", "empty_object", "date_out_of_range"}
 
 
 def test_a_leg_that_reconnects_on_another_stream_keeps_its_party_s_channel():
@@ -749,7 +876,7 @@ def test_a_leg_that_reconnects_on_another_stream_keeps_its_party_s_channel():
     arn = "arn:aws:kinesisvideo:us-east-1:111122223333:stream/ChimeVoiceConnector-{}-{}/1".format
 
     def leg(status, stream, start, end, caller, direction):
-        return records.StreamingEvent(status=status, transaction_id=tx, voice_connector_id=vc,
+        return StreamingEvent(status=status, transaction_id=tx, voice_connector_id=vc,
                                       call_id="x@y", source_key="k", stream_arn=arn(vc, stream),
                                       start_fragment="1", start_ms=start, end_ms=end,
                                       is_caller=caller, direction=direction)
@@ -758,6 +885,6 @@ def test_a_leg_that_reconnects_on_another_stream_keeps_its_party_s_channel():
         events = [leg(s, "a", 1000, 50000, True, direction) for s in ("STARTED", "ENDED")]
         events += [leg(s, "b", 2000, 90000, False, direction) for s in ("STARTED", "ENDED")]
         events += [leg(s, "c", 52000, 90000, True, direction) for s in ("STARTED", "ENDED")]
-        call = records.chime_call(None, events)
+        call = chime_call(None, events)
         assert sorted((s.stream_arn, s.channel, s.role) for s in call.streams) == [
             (arn(vc, "a"), 0, roles[0]), (arn(vc, "b"), 1, roles[1]), (arn(vc, "c"), 0, roles[0])]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from transforms.lake_sink import _RemoveStale
 from voicelake import storage
 
 
@@ -37,3 +38,37 @@ def test_written_bytes_read_back_and_deleted_files_are_gone(root):
 def test_a_scheme_other_than_s3_is_refused_not_written_as_a_local_folder():
     with pytest.raises(ValueError, match="unsupported storage scheme"):
         storage.write_bytes("gs://bucket/lake/calls/x.parquet", b"")
+
+
+def test_a_listing_gives_each_object_its_size_without_reading_it(root):
+    storage.write_bytes(f"{root}/ctr/2024/05/14/10/a", b"x" * 10)
+    storage.write_bytes(f"{root}/ctr/2024/05/14/10/b", b"")
+    assert storage.list_sizes(f"{root}/ctr/2024/05/14/10/*") == [
+        (f"{root}/ctr/2024/05/14/10/a", 10), (f"{root}/ctr/2024/05/14/10/b", 0)]
+
+
+def test_a_tree_lists_files_at_every_depth_below_a_folder_and_nothing_beside_it(root):
+    inside = ["calls/date=2024-05-14/stray.parquet", "calls/date=2024-05-14/voice_connector_id=x/part-00000.parquet",
+              "calls/date=2024-05-14/voice_connector_id=x/sub/deeper/nested.wav"]
+    beside = ["calls/date=2024-05-140/part-00000.parquet", "calls/date=2024-05-15/stray.parquet"]
+    for relative in inside + beside:
+        storage.write_bytes(f"{root}/{relative}", b"x")
+    assert storage.list_tree(f"{root}/calls/date=2024-05-14") == sorted(f"{root}/{p}" for p in inside)
+    assert storage.list_tree(f"{root}/nothing/here") == []
+
+
+def test_a_run_removes_what_it_did_not_write_under_its_dates_at_any_depth_and_nothing_else(root):
+    written = [f"{root}/calls/date=2024-05-14/voice_connector_id=x/part-00000.parquet",
+               f"{root}/audio/date=2024-05-14/voice_connector_id=x/call-1.wav"]
+    stale = [f"{root}/calls/date=2024-05-14/stray.parquet",
+             f"{root}/audio/date=2024-05-14/voice_connector_id=x/sub/nested.wav",
+             f"{root}/gaps/date=2024-05-14/voice_connector_id=gone/part-00000.parquet"]
+    scratch = [f"{root}/_work/date=2024-05-14/chime/vc/call-1/channel-0.f32"]
+    kept = [f"{root}/calls/date=2024-05-13/voice_connector_id=x/part-00000.parquet",
+            f"{root}/_work/date=2024-05-15/chime/vc/call-2/channel-0.f32", f"{root}/calls/notes.txt",
+            f"{root}/elsewhere/date=2024-05-14/file"]
+    for path in written + stale + scratch + kept:
+        storage.write_bytes(path, b"x")
+    assert list(_RemoveStale(root, ["2024-05-14"]).process(written)) == [len(stale)]
+    remaining = sorted(storage.list_tree(root))
+    assert remaining == sorted(written + kept)

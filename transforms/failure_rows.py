@@ -20,14 +20,16 @@ def failure_row(failure: Failure) -> dict:
 
 class _ToRow(beam.DoFn):
     def __init__(self, dates):
-        self.dates = set(dates)
+        self.dates = sorted(set(dates))
 
     def process(self, failure: Failure):
-        # A broken record found in a look-ahead folder belongs to the run of its own day.
-        if failure.date not in self.dates:
+        # A broken record found in a look-ahead folder belongs to the run of its own day; one
+        # whose key names no day at all can belong to no other run, so it is this run's.
+        date = failure.date or self.dates[0]
+        if date not in self.dates:
             return
         Metrics.counter(NAMESPACE, failure.reason).inc()
-        yield ("failures", failure.date, failure.partition_id or UNKNOWN_PARTITION, failure_row(failure))
+        yield ("failures", date, failure.partition_id or UNKNOWN_PARTITION, failure_row(failure))
 
 
 class FailureRows(beam.PTransform):

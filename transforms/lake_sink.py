@@ -96,7 +96,12 @@ class _WritePartition(beam.DoFn):
 
 
 class _RemoveStale(beam.DoFn):
-    """Delete files under the run's dates that this run did not write (a previous run's leftovers)."""
+    """Delete every file under the run's dates that this run did not write, at any depth (a
+    previous run's leftovers, or strays put there by hand), and the run's scratch folders.
+
+    Only ``<root>/<table or audio>/date=<d>/`` and ``<root>/_work/date=<d>/`` of the run's own
+    dates are looked at, so other dates and anything else under the root are never touched.
+    """
 
     def __init__(self, root: str, dates: list[str]):
         self.root, self.dates = root, dates
@@ -105,15 +110,15 @@ class _RemoveStale(beam.DoFn):
     def process(self, written: list[str]):
         keep = set(written)
         stale = []
-        for table in (*tables.TABLES, AUDIO):
-            for date in self.dates:
-                pattern = join(self.root, table, f"date={date}", "*", "*")
-                stale += [path for path in storage.list_paths(pattern) if path not in keep]
         for date in self.dates:
-            storage.delete_tree(join(self.root, SCRATCH, f"date={date}"))
+            for table in (*tables.TABLES, AUDIO):
+                stale += [path for path in storage.list_tree(join(self.root, table, f"date={date}"))
+                          if path not in keep]
         if stale:
             storage.delete(sorted(stale))
             self.removed.inc(len(stale))
+        for date in self.dates:  # every call of the run is written: its channel files are done
+            storage.delete_tree(join(self.root, SCRATCH, f"date={date}"))
         yield len(stale)
 
 

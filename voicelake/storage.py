@@ -47,8 +47,14 @@ def s3():
 
 def list_paths(pattern: str) -> list[str]:
     """Paths matching a glob (``*`` stays within a folder); nothing matching is an empty list."""
+    return [path for path, _ in list_sizes(pattern)]
+
+
+def list_sizes(pattern: str) -> list[tuple[str, int]]:
+    """``list_paths`` with each object's size in bytes, from the listing itself (no extra request),
+    so that a reader can refuse an object too large to hold before reading a byte of it."""
     if not is_s3(pattern):
-        return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+        return sorted((p, os.path.getsize(p)) for p in glob.glob(pattern) if os.path.isfile(p))
     bucket, key_pattern = split_s3(pattern)
     *folders, name = key_pattern.split("/")
     # Walk folder by folder with a delimiter, so a wildcard folder (a Voice Connector id) lists
@@ -61,18 +67,28 @@ def list_paths(pattern: str) -> list[str]:
         else:
             prefixes = [f"{p}{folder}/" for p in prefixes]
     literal = name[:_GLOB.search(name).start()] if _GLOB.search(name) else name
-    return sorted(f"s3://{bucket}/{key}" for p in prefixes
-                  for key in _listing(bucket, p + literal, "Contents")
-                  if fnmatch.fnmatchcase(key[len(p):], name))
+    return sorted((f"s3://{bucket}/{item['Key']}", item["Size"]) for p in prefixes
+                  for item in _listing(bucket, p + literal, "Contents")
+                  if fnmatch.fnmatchcase(item["Key"][len(p):], name))
 
 
-def _listing(bucket: str, prefix: str, kind: str) -> list[str]:
-    """One level below ``prefix``: sub-folder prefixes (CommonPrefixes) or object keys (Contents)."""
-    field = "Prefix" if kind == "CommonPrefixes" else "Key"
-    return [item[field]
-            for page in s3().get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix, Delimiter="/")
-            for item in page.get(kind, [])]
+def list_tree(folder: str) -> list[str]:
+    """Every file below ``folder``, at any depth (a lake partition's stray files included)."""
+    if is_s3(folder):
+        bucket, prefix = split_s3(folder.rstrip("/") + "/")
+        return sorted(f"s3://{bucket}/{item['Key']}"
+                      for page in s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                      for item in page.get("Contents", []))
+    return sorted(os.path.join(top, name) for top, _, names in os.walk(folder) for name in names)
+
+
+def _listing(bucket: str, prefix: str, kind: str) -> list:
+    """One level below ``prefix``: sub-folder prefixes (CommonPrefixes) or objects (Contents, as
+    listed: ``Key``, ``Size``, ...)."""
+    pages = s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+    if kind == "CommonPrefixes":
+        return [item["Prefix"] for page in pages for item in page.get(kind, [])]
+    return [item for page in pages for item in page.get(kind, [])]
 
 
 def read_bytes(path: str) -> bytes:
@@ -135,16 +151,6 @@ def readable(path: str):
         yield local
     finally:
         os.remove(local)
-
-
-def list_tree(folder: str) -> list[str]:
-    """Every file below ``folder``, at any depth."""
-    if is_s3(folder):
-        bucket, prefix = split_s3(folder.rstrip("/") + "/")
-        return sorted(f"s3://{bucket}/{item['Key']}"
-                      for page in s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-                      for item in page.get("Contents", []))
-    return sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files)
 
 
 def delete_tree(folder: str) -> None:
