@@ -120,10 +120,22 @@ def card_settings(settings: ExportSettings, dates: list[str], argv: list[str]) -
         "dates": dates, "units": settings.units.describe(), "split_rule": settings.splits.describe(),
         "features": feats.describe(settings.sample_rate) if feats.names else None,
         "feature_widths": {n: feats.width(n) for n in feats.names},
-        # the command without the machine's paths: the card travels with the data
-        "command": "voicelake export " + " ".join(
-            shlex.quote(a) for a in argv if not a.startswith(("--lake", "--out"))),
+        "command": "voicelake export " + " ".join(shlex.quote(a) for a in without_paths(argv)),
     }
+
+
+def without_paths(argv: list[str]) -> list[str]:
+    """The arguments without --lake and --out: the card travels with the data, the machine's
+    paths do not (and the same lake exported from S3 or a local copy gives the same card)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--lake", "--out"):
+            skip = True
+        elif not arg.startswith(("--lake=", "--out=")):
+            out.append(arg)
+    return out
 
 
 def build(p: beam.Pipeline, settings: ExportSettings, dates: list[str], argv: list[str]):
