@@ -40,7 +40,8 @@ class ExportSettings:
         if self.features.names and self.format == "nemo":
             raise ValueError("NeMo manifests carry no arrays (NeMo computes its own features): "
                              "use --format hf or lhotse with --features")
-        self.features.check(self.sample_rate)
+        if self.features.names:
+            self.features.check(self.sample_rate)
 
     def data_files(self, split: str) -> str:
         """The glob of a split's files, for the dataset card."""
@@ -68,7 +69,8 @@ def plan_call(call: LakeCall, settings: ExportSettings) -> CallPlan:
     if settings.format == "hf":
         estimate = sum(u.duration_ms for u in units) * per_ms
     else:  # whole channels are written once, units point into them
-        estimate = duration * settings.sample_rate * 2 * len({u.channel for u in units}) / 1000
+        estimate = duration * settings.sample_rate * 2 * sum(
+            len(roles) if c is None else 1 for c in {u.channel for u in units}) / 1000
     return CallPlan(call, split_of(call.call_id, call.date, settings.splits), units, int(estimate))
 
 
@@ -196,6 +198,7 @@ def write_shard(plans: list[CallPlan], split: str, shard: int, count: int,
         stats.calls[split] += 1
         stats.vad.add(plan.call.call.get("vad_method") or "unknown")
         sources = _write_channel_wavs(plan, samples, rate, put) if fmt != "hf" else {}
+        recording = plan_recording(plan, sources, samples, rate) if fmt == "lhotse" and sources else None
         for unit in plan.units:
             pcm = unit_samples(samples, unit, rate)
             if len(pcm) == 0:
@@ -220,9 +223,9 @@ def write_shard(plans: list[CallPlan], split: str, shard: int, count: int,
                     keys[feature] = (key, list(array.shape))
                 lines["supervisions"].append(manifests.dumps(supervision))
                 lines["cuts"].append(manifests.dumps(manifests.lhotse_cut(
-                    supervision, plan_recording(plan, sources, samples, rate), keys, feats.hop_ms / 1000)))
-        if fmt == "lhotse" and sources:
-            lines["recordings"].append(manifests.dumps(plan_recording(plan, sources, samples, rate)))
+                    supervision, recording, keys, feats.hop_ms / 1000)))
+        if recording:
+            lines["recordings"].append(manifests.dumps(recording))
     if fmt == "hf" and hf_rows:
         widths = {n: feats.width(n) for n in feats.names}
         put(f"data/{name}.parquet", manifests.hf_parquet(hf_rows, manifests.hf_schema(rate, widths)))
