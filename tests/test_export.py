@@ -329,3 +329,18 @@ def test_wav_paths_may_be_relative_or_full_uris_under_the_root():
 def test_dates_take_lists_and_ranges():
     assert parse_dates("2024-05-30..2024-06-01,2024-05-14") == \
         ["2024-05-14", "2024-05-30", "2024-05-31", "2024-06-01"]
+
+
+def test_lhotse_call_units_are_multi_channel_cuts(lake, tmp_path, monkeypatch):
+    from lhotse import CutSet
+
+    run_export(lake, tmp_path, "--format=lhotse", "--unit=call", "--splits=train=1")
+    monkeypatch.chdir(tmp_path)
+    (path,) = tmp_path.glob("cuts_train-*.jsonl")
+    cuts = list(CutSet.from_file(path))
+    assert len(cuts) == 7
+    for cut in cuts:
+        stereo, _ = sf.read(cut.recording.sources[0].source, dtype="float32", always_2d=True)
+        audio = cut.load_audio()
+        assert type(cut).__name__ == "MultiCut" and audio.shape[0] == 2
+        assert np.array_equal(audio[:, :len(stereo)], stereo.T)

@@ -214,7 +214,7 @@ def write_shard(plans: list[CallPlan], split: str, shard: int, count: int,
             elif fmt == "nemo":
                 lines["manifest"].append(manifests.nemo_line(meta, sources[unit.channel]))
             else:
-                channels = sorted(sources) if unit.channel is None else [unit.channel]
+                channels = list(range(samples.shape[1])) if unit.channel is None else [unit.channel]
                 supervision = manifests.lhotse_supervision(meta, channels)
                 keys = {}
                 for feature, array in arrays.items():
