@@ -343,4 +343,5 @@ def test_lhotse_call_units_are_multi_channel_cuts(lake, tmp_path, monkeypatch):
         stereo, _ = sf.read(cut.recording.sources[0].source, dtype="float32", always_2d=True)
         audio = cut.load_audio()
         assert type(cut).__name__ == "MultiCut" and audio.shape[0] == 2
-        assert np.array_equal(audio[:, :len(stereo)], stereo.T)
+        n = min(audio.shape[1], len(stereo))  # the unit ends on the call's whole ms
+        assert abs(audio.shape[1] - len(stereo)) < 16 and np.array_equal(audio[:, :n], stereo[:n].T)
