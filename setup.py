@@ -1,6 +1,8 @@
 """One distribution, ``voicelake``; also the ``--setup_file`` that Beam workers install."""
 from setuptools import find_packages, setup
 
+EXPORT = ["datasets>=5.2,<6", "lhotse>=1.33,<2"]
+
 setup(
     name="voicelake",
     version="0.1.0",
@@ -21,7 +23,11 @@ setup(
     extras_require={
         # the local world's S3 (voicelake demo, tests); production workers never need it
         "local": ["moto[server]>=5.1,<6", "duckdb>=1.1"],
-        "test": ["moto[server]>=5.1,<6", "duckdb>=1.1", "pytest>=8", "hypothesis>=6.100"],
+        # reading what ``voicelake export`` writes; the export itself needs none of them.  datasets
+        # without its audio extra (no torch: Audio(decode=False) + soundfile); lhotse imports torch
+        # unconditionally, so this extra carries it.
+        "export": EXPORT,
+        "test": ["moto[server]>=5.1,<6", "duckdb>=1.1", "pytest>=8", "hypothesis>=6.100", *EXPORT],
     },
     entry_points={"console_scripts": ["voicelake=pipeline.cli:main"]},
 )

@@ -7,6 +7,7 @@ import sys
 # subcommand -> (module with ``main(argv)``, one-line help)
 SUBCOMMANDS = {
     "run": ("pipeline.run", "run the pipeline for a date or date range"),
+    "export": ("pipeline.export", "write ML training sets (Hugging Face, lhotse, NeMo) from the lake"),
     "demo": ("runners.local.demo", "seed a local S3 + KVS world and run the pipeline on it"),
     "extract": ("pipeline.extract", "extract per-track WAV and a summary from a saved KVS body"),
     "ddl": ("schemas.athena", "print Athena CREATE EXTERNAL TABLE statements"),

@@ -1,0 +1,112 @@
+"""Reading a finished lake through its files only: the Parquet tables and the call WAVs.
+
+Nothing here knows how the lake was produced.  It relies on the layout the README documents:
+``<root>/<table>/date=D/voice_connector_id=V/*.parquet`` with the partition values in the folder
+names, and the call's WAVs at ``calls.wav_path`` (relative to the root, or a full URI under it)
+with the un-normalised source audio beside it as ``<call_id>.8k.wav``.
+"""
+from __future__ import annotations
+
+import io
+import wave
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from voicelake import storage
+
+AUDIO = "audio"
+SOURCE_SUFFIX = ".8k.wav"  # the name voicelake run --write_raw_channels gives the source audio
+
+
+@dataclass(frozen=True)
+class LakeCall:
+    """One call with its channel and segment rows, as the lake's tables have them."""
+    date: str
+    partition: str
+    call: dict
+    channels: tuple[dict, ...]
+    segments: tuple[dict, ...]
+
+    @property
+    def call_id(self) -> str:
+        return self.call["call_id"]
+
+
+def join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+def partitions(root: str, date: str) -> list[str]:
+    """The voice_connector_id values that have calls on a date."""
+    prefix = join(root, "calls", f"date={date}") + "/voice_connector_id="
+    return sorted({p[len(prefix):].split("/", 1)[0]
+                   for p in storage.list_paths(join(root, "calls", f"date={date}", "*", "*.parquet"))})
+
+
+def read_table(root: str, table: str, date: str, partition: str) -> list[dict]:
+    rows = []
+    pattern = join(root, table, f"date={date}", f"voice_connector_id={partition}", "*.parquet")
+    for path in storage.list_paths(pattern):
+        rows += pq.read_table(io.BytesIO(storage.read_bytes(path))).to_pylist()
+    return rows
+
+
+def read_partition(root: str, date: str, partition: str) -> list[LakeCall]:
+    """Every call of one (date, voice connector) partition, in call_id order."""
+    by_call = {r["call_id"]: r for r in read_table(root, "calls", date, partition)}
+    channels: dict[str, list[dict]] = {c: [] for c in by_call}
+    segments: dict[str, list[dict]] = {c: [] for c in by_call}
+    for row in read_table(root, "channels", date, partition):
+        channels.setdefault(row["call_id"], []).append(row)
+    for row in read_table(root, "segments", date, partition):
+        segments.setdefault(row["call_id"], []).append(row)
+    return [LakeCall(date, partition, by_call[c],
+                     tuple(sorted(channels[c], key=lambda r: r["channel"])),
+                     tuple(sorted(segments[c], key=lambda r: (r["channel"], r["start_ms"]))))
+            for c in sorted(by_call)]
+
+
+def wav_uri(root: str, call: LakeCall, source: bool = False) -> str:
+    """Where the call's ML WAV (or, with ``source``, its 8 kHz source WAV) is.
+
+    ``wav_path`` is relative to the root, or already a full URI (or absolute path) under it.
+    """
+    path = call.call.get("wav_path")
+    if not path:
+        path = f"{AUDIO}/date={call.date}/voice_connector_id={call.partition}/{call.call_id}.wav"
+    if "://" not in path and not path.startswith("/"):
+        path = join(root, path)
+    if source:
+        path = path[:-len(".wav")] + SOURCE_SUFFIX if path.endswith(".wav") else path + SOURCE_SUFFIX
+    return path
+
+
+def read_wav(data: bytes) -> tuple[np.ndarray, int]:
+    """16-bit PCM WAV bytes -> (int16 samples (n, channels), sample rate)."""
+    with wave.open(io.BytesIO(data), "rb") as w:
+        if w.getsampwidth() != 2:
+            raise ValueError(f"expected 16-bit PCM, found {8 * w.getsampwidth()}-bit samples")
+        frames = w.readframes(w.getnframes())
+        return np.frombuffer(frames, "<i2").reshape(-1, w.getnchannels()), w.getframerate()
+
+
+def wav_bytes(samples: np.ndarray, sr: int) -> bytes:
+    """int16 (n,) or (n, channels) -> 16-bit PCM WAV; the header depends only on the arguments."""
+    frames = np.ascontiguousarray(samples.reshape(len(samples), -1), dtype="<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(frames.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes(frames.tobytes())
+    return buffer.getvalue()
+
+
+def is_missing(exc: Exception) -> bool:
+    """A read that failed because the object is not there (local or S3)."""
+    if isinstance(exc, FileNotFoundError):
+        return True
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("NoSuchKey", "404", "NotFound")
