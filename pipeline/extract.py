@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 from voicelake.mkv_parser import Fragment, ParseError, iter_fragments
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -149,18 +151,28 @@ def _extract(body: Path, wanted: dict[str, str]) -> _Extraction:
     return extraction
 
 
+WRITE_BATCH_BLOCKS = 4096
+
+
 def _timeline(track: _Track) -> tuple[list[tuple[int, bytes]], list[tuple[int, int, int, int]]]:
     """Blocks in time order, and the holes as (index of the block after it, start_ms, end_ms,
     silent samples)."""
-    blocks = sorted(track.blocks, key=lambda block: block[0])  # stable: equal times keep body order
+    blocks = track.blocks
+    times = np.fromiter((t for t, _ in blocks), dtype=np.int64, count=len(blocks))
+    if len(times) > 1 and (np.diff(times) < 0).any():  # KVS bodies are nearly always in order
+        order = np.argsort(times, kind="stable")  # stable: equal times keep body order
+        blocks, times = [blocks[i] for i in order.tolist()], times[order]
+    lengths = np.fromiter((len(p) for _, p in blocks), dtype=np.int64, count=len(blocks))
     bytes_per_second = 2 * track.channels * track.sample_rate
+    # A hole is where the next block starts at least 1 ms after this one ends, in exact integers
+    # (timestamps are whole ms: less is rounding); only the few holes need exact fractions.
+    late = (times[1:] - times[:-1]) * bytes_per_second - lengths[:-1] * 1000 >= bytes_per_second
     holes = []
-    for i in range(1, len(blocks)):
-        (time_ms, payload), next_ms = blocks[i - 1], blocks[i][0]
-        end_ms = time_ms + Fraction(len(payload) * 1000, bytes_per_second)
-        if next_ms - end_ms >= 1:  # timestamps are whole ms: less is rounding, not a hole
-            samples = round((next_ms - end_ms) * track.sample_rate / 1000)
-            holes.append((i, round(end_ms), next_ms, samples))
+    for i in (np.flatnonzero(late) + 1).tolist():
+        end_ms = int(times[i - 1]) + Fraction(int(lengths[i - 1]) * 1000, bytes_per_second)
+        next_ms = int(times[i])
+        samples = round((next_ms - end_ms) * track.sample_rate / 1000)
+        holes.append((i, round(end_ms), next_ms, samples))
     return blocks, holes
 
 
@@ -172,13 +184,17 @@ def _write_wav(path: Path, track: _Track, blocks: list, holes: list, fill_gaps: 
         wav.setnchannels(track.channels)
         wav.setsampwidth(2)
         wav.setframerate(track.sample_rate)
-        for i, (_, payload) in enumerate(blocks):
-            if i in silence_before:
-                silence = bytes(2 * track.channels * silence_before[i])
+        # Runs of blocks between holes go out in batches: one write per few thousand blocks,
+        # not one per block, with the memory of one batch.
+        cuts = sorted({0, len(blocks), *silence_before, *range(0, len(blocks), WRITE_BATCH_BLOCKS)})
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if a in silence_before:
+                silence = bytes(2 * track.channels * silence_before[a])
                 wav.writeframesraw(silence)
                 written += len(silence)
-            wav.writeframesraw(payload)
-            written += len(payload)
+            data = b"".join(payload for _, payload in blocks[a:b])
+            wav.writeframesraw(data)
+            written += len(data)
     return written // (2 * track.channels)
 
 
