@@ -315,15 +315,15 @@ def test_shards_take_calls_in_id_order_up_to_the_size():
         {"a": (0, 3), "b": (1, 3), "c": (1, 3), "d": (2, 3)}
 
 
-def test_wav_paths_may_be_relative_or_full_uris_under_the_root():
+def test_wavs_are_found_under_the_lake_given_wherever_the_lake_was_written():
     def call(wav_path):
         return LakeCall("2024-05-14", "vc1", {"call_id": "c1", "wav_path": wav_path}, (), ())
 
-    assert wav_uri("s3://b/lake", call("audio/date=2024-05-14/voice_connector_id=vc1/c1.wav")) == \
+    written_elsewhere = call("s3://old-bucket/lake/audio/date=2024-05-14/voice_connector_id=vc1/c1.wav")
+    assert wav_uri("s3://b/lake", written_elsewhere) == \
         "s3://b/lake/audio/date=2024-05-14/voice_connector_id=vc1/c1.wav"
-    assert wav_uri("s3://b/lake", call("s3://b/lake/audio/x/c1.wav"), source=True) == \
-        "s3://b/lake/audio/x/c1.8k.wav"
-    assert wav_uri("/lake", call(None)) == "/lake/audio/date=2024-05-14/voice_connector_id=vc1/c1.wav"
+    assert wav_uri("/lake", call(None), source=True) == \
+        "/lake/audio/date=2024-05-14/voice_connector_id=vc1/c1.8k.wav"
 
 
 def test_dates_take_lists_and_ranges():

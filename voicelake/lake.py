@@ -2,8 +2,8 @@
 
 Nothing here knows how the lake was produced.  It relies on the layout the README documents:
 ``<root>/<table>/date=D/voice_connector_id=V/*.parquet`` with the partition values in the folder
-names, and the call's WAVs at ``calls.wav_path`` (relative to the root, or a full URI under it)
-with the un-normalised source audio beside it as ``<call_id>.8k.wav``.
+names, and the call's WAVs at ``<root>/audio/date=D/voice_connector_id=V/<call_id>.wav`` with the
+un-normalised source audio beside it as ``<call_id>.8k.wav``.
 """
 from __future__ import annotations
 
@@ -69,15 +69,12 @@ def read_partition(root: str, date: str, partition: str) -> list[LakeCall]:
 
 
 def wav_uri(root: str, call: LakeCall, source: bool = False) -> str:
-    """Where the call's ML WAV (or, with ``source``, its 8 kHz source WAV) is.
+    """Where the call's ML WAV (or, with ``source``, its 8 kHz source WAV) is in the lake at ``root``.
 
-    ``wav_path`` is relative to the root, or already a full URI (or absolute path) under it.
+    Always from the documented layout under the root given, never from ``calls.wav_path``: that
+    names where the WAV was written, and a lake that was copied or moved since has it elsewhere.
     """
-    path = call.call.get("wav_path")
-    if not path:
-        path = f"{AUDIO}/date={call.date}/voice_connector_id={call.partition}/{call.call_id}.wav"
-    if "://" not in path and not path.startswith("/"):
-        path = join(root, path)
+    path = join(root, f"{AUDIO}/date={call.date}/voice_connector_id={call.partition}/{call.call_id}.wav")
     if source:
         path = path[:-len(".wav")] + SOURCE_SUFFIX if path.endswith(".wav") else path + SOURCE_SUFFIX
     return path
