@@ -38,6 +38,7 @@ from voicelake.mkv_parser import Fragment, ParseError, iter_fragments
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 DEFAULT_MAX_GAP_S = 600.0  # ten minutes of silence is 9.6 MB per 8 kHz track
+_SILENCE_PIECE = 1 << 20
 
 
 def file_stem(track_name: str) -> str:
@@ -173,10 +174,12 @@ def _write_wav(path: Path, track: _Track, blocks: list, holes: list, fill_gaps: 
         wav.setsampwidth(2)
         wav.setframerate(track.sample_rate)
         for i, (_, payload) in enumerate(blocks):
-            if i in silence_before:
-                silence = bytes(2 * track.channels * silence_before[i])
-                wav.writeframesraw(silence)
-                written += len(silence)
+            if i in silence_before:  # in pieces: a long allowed hole must not need its size in memory
+                frame = 2 * track.channels
+                silence, piece = frame * silence_before[i], _SILENCE_PIECE - _SILENCE_PIECE % frame
+                for start in range(0, silence, piece):
+                    wav.writeframesraw(bytes(min(piece, silence - start)))
+                written += silence
             wav.writeframesraw(payload)
             written += len(payload)
     return written // (2 * track.channels)
