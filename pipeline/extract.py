@@ -40,6 +40,7 @@ from voicelake.mkv_parser import Fragment, ParseError, iter_fragments
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 DEFAULT_MAX_GAP_S = 600.0  # ten minutes of silence is 9.6 MB per 8 kHz track
+_SILENCE_PIECE = 1 << 20
 
 
 def file_stem(track_name: str) -> str:
@@ -187,11 +188,13 @@ def _write_wav(path: Path, track: _Track, blocks: list, holes: list, fill_gaps: 
         # Runs of blocks between holes go out in batches: one write per few thousand blocks,
         # not one per block, with the memory of one batch.
         cuts = sorted({0, len(blocks), *silence_before, *range(0, len(blocks), WRITE_BATCH_BLOCKS)})
+        frame = 2 * track.channels
         for a, b in zip(cuts[:-1], cuts[1:]):
-            if a in silence_before:
-                silence = bytes(2 * track.channels * silence_before[a])
-                wav.writeframesraw(silence)
-                written += len(silence)
+            if a in silence_before:  # in pieces: a long allowed hole must not need its size in memory
+                silence, piece = frame * silence_before[a], _SILENCE_PIECE - _SILENCE_PIECE % frame
+                for start in range(0, silence, piece):
+                    wav.writeframesraw(bytes(min(piece, silence - start)))
+                written += silence
             data = b"".join(payload for _, payload in blocks[a:b])
             wav.writeframesraw(data)
             written += len(data)

@@ -21,13 +21,13 @@ def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:
     if opts.ctr_prefix:
         connect, bad = p | "ConnectCalls" >> ReadConnectCalls(
             opts.ctr_prefix, dates, lookahead_hours=opts.lookahead_hours,
-            attribute_keys=opts.connect_attribute_keys)
+            attribute_keys=opts.connect_attribute_keys, max_object_mb=opts.max_record_object_mb)
         calls.append(connect)
         failures.append(bad)
     if opts.sdr_prefix or opts.events_prefix:
         chime, bad = p | "ChimeCalls" >> ReadChimeCalls(
             opts.sdr_prefix, opts.events_prefix, dates, lookahead_hours=opts.lookahead_hours,
-            customer_leg=opts.customer_leg)
+            customer_leg=opts.customer_leg, max_object_mb=opts.max_record_object_mb)
         calls.append(chime)
         failures.append(bad)
     if not calls:

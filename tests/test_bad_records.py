@@ -225,7 +225,7 @@ def test_an_object_listed_larger_than_the_cap_is_refused_unread():
     (f"{PREFIX_SDR}Amazon-Chime-Voice-Connector-SDRs/json/vc1/2024/05/14/15.00.00.000_tx", "2024-05-15", False),
 ])
 def test_which_run_reads_a_record_follows_the_folders_each_run_lists(key, day, listed):
-    assert read_records.listed_for(key, day, 24) is listed
+    assert read_records.read_by_run_of(key, day, 24) is listed
 
 
 # --------------------------------------------------------------------------- cost, measured apart

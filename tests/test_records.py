@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import time
 from dataclasses import replace
 from datetime import date
 from functools import reduce
@@ -243,13 +242,11 @@ def test_deep_nesting_is_an_error_not_a_crash():
     assert split(b"[" * 100_000 + b"]" * 100_000 + b'{"a":1}') == [(0, "bad_json"), (200_000, {"a": 1})]
 
 
-def test_splitting_is_linear_in_the_object_size():
+def test_a_large_object_of_many_records_splits_into_every_record():
+    # 4 MB of 100,000 records: what linear splitting must get through (the work per record is
+    # counted in the junk tests below; timings are for benchmarks/records.py, not for tests)
     record = b'{"ContactId":"c","Attributes":{"k":"v"}}'
-    data = record * 100_000  # 4 MB; re-slicing the rest per record would copy ~200 GB
-    started = time.perf_counter()
-    count = sum(1 for _ in split_json_objects(data))
-    assert count == 100_000
-    assert time.perf_counter() - started < 5
+    assert sum(1 for _ in split_json_objects(record * 100_000)) == 100_000
 
 
 def junk(size: int, seed: int = 1) -> bytes:

@@ -75,7 +75,7 @@ def too_large(path: str, size: int, max_bytes: int, source: str) -> Failure | No
                          source_key=path, source_offset=0))
 
 
-def listed_for(key: str, day: str, lookahead_hours: int) -> bool:
+def read_by_run_of(key: str, day: str, lookahead_hours: int) -> bool:
     """Whether the run of ``day`` reads the object ``key``: an SDR only in its own day's folder,
     a Firehose object in the hour folders from the hour before the day to its look-ahead."""
     sdr_key = chime_records.parse_sdr_key(key)
@@ -157,7 +157,7 @@ def _route(dates: set[str], lookahead_hours: int):
         elif result.date in dates:
             Metrics.counter(NAMESPACE, f"{result.source}_calls").inc()
             yield result
-        elif not any(listed_for(key, result.date, lookahead_hours) for key in keys):
+        elif not any(read_by_run_of(key, result.date, lookahead_hours) for key in keys):
             yield beam.pvalue.TaggedOutput(FAILURES, out_of_range(result, lookahead_hours))
 
     return route
