@@ -16,11 +16,13 @@ import re
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake import records, storage
+from voicelake import progress, records, storage
 from voicelake.model import CHIME, CONNECT, CallSpec, Failure
 from transforms.common import FAILURES
 
 NAMESPACE = "voicelake.records"
+# records.<kind>_records: the summary's records per source (CTRs, events; SDRs count as "sdr")
+RECORD_KIND = {CONNECT: "ctr", CHIME: "event"}
 _FOLDER_DATE = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(?:\d{2}/)?[^/]*$")
 
 
@@ -56,7 +58,8 @@ class _ReadRecords(beam.DoFn):
     def __init__(self, source: str):
         self.source = source
         self.objects = Metrics.counter(NAMESPACE, f"{source}_objects")
-        self.records = Metrics.counter(NAMESPACE, "records")
+        self.records = progress.counted(Metrics.counter(NAMESPACE, "records"))
+        self.source_records = Metrics.counter(NAMESPACE, f"{RECORD_KIND[source]}_records")
 
     def process(self, path: str):
         self.objects.inc()
@@ -65,6 +68,7 @@ class _ReadRecords(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(FAILURES, dated(item))
             else:
                 self.records.inc()
+                self.source_records.inc()
                 yield item
 
 
@@ -88,12 +92,13 @@ class _ListAndRead(beam.PTransform):
 
 def _route(dates: set[str]):
     """CallSpec for the run's days to the main output, Failures (dated) to ``failures``."""
+    planned = {s: progress.counted(Metrics.counter(NAMESPACE, f"{s}_calls")) for s in (CONNECT, CHIME)}
 
     def route(item):
         if isinstance(item, Failure):
             yield beam.pvalue.TaggedOutput(FAILURES, dated(item))
         elif item.date in dates:
-            Metrics.counter(NAMESPACE, f"{item.source}_calls").inc()
+            planned[item.source].inc()
             yield item
 
     return route
@@ -129,8 +134,13 @@ def _as_list(result):
 
 
 class _ParseSdr(beam.DoFn):
+    def __init__(self):
+        self.records = progress.counted(Metrics.counter(NAMESPACE, "records"))
+        self.sdr_records = Metrics.counter(NAMESPACE, "sdr_records")
+
     def process(self, path: str):
-        Metrics.counter(NAMESPACE, "records").inc()
+        self.records.inc()
+        self.sdr_records.inc()
         sdr = records.parse_sdr(read_object(path), path)
         if isinstance(sdr, Failure):
             yield beam.pvalue.TaggedOutput(FAILURES, dated(sdr))
