@@ -104,6 +104,27 @@ def summary_path(output: str, dates: list[str]) -> str:
     return join(output, "_runs", run_label(dates), "summary.json")
 
 
+def partitions_path(output: str, dates: list[str]) -> str:
+    from transforms.lake_sink import join
+
+    return join(output, "_runs", run_label(dates), "partitions.sql")
+
+
+def written_partitions(output: str, dates: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """The (date, voice_connector_id) partitions holding files after the run: exactly what it wrote,
+    since the run removed whatever an earlier run had left under its dates."""
+    from schemas.tables import TABLES
+    from voicelake import storage
+
+    found: dict[str, list[tuple[str, str]]] = {}
+    for table in TABLES:
+        for date in dates:
+            paths = storage.list_paths(f"{output.rstrip('/')}/{table}/date={date}/*/*")
+            found.setdefault(table, []).extend(
+                (date, p.rsplit("/", 2)[-2].removeprefix("voice_connector_id=")) for p in paths)
+    return {table: sorted(set(pairs)) for table, pairs in found.items()}
+
+
 def check_engine_versions(options) -> None:
     """A job-server jar of another Beam release fails late and obscurely: refuse it in one line."""
     from runners.engines import check_job_server_jar
@@ -266,6 +287,15 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None) -> dict:
         log.warning("voicelake run %s: %s", label, warnings[-1])
     summary["warnings"] = warnings
     wall, cpu = time.monotonic() - started, _cpu_seconds() - cpu_before
+    from schemas import athena
+
+    try:
+        partitions_sql = athena.add_partitions(athena.location_uri(opts.output), "voicelake",
+                                               written_partitions(opts.output, dates))
+        write_bytes(partitions_path(opts.output, dates), ("\n\n".join(partitions_sql) + "\n").encode())
+    except ValueError as exc:  # a lake path DDL cannot quote: the lake itself is fine
+        warnings.append(f"{partitions_path(opts.output, dates)} not written: {exc}")
+        log.warning("voicelake run %s: %s", label, warnings[-1])
     summary["run"] = {
         "runner": options.view_as(StandardOptions).runner,
         "wall_seconds": round(wall, 1),
@@ -273,6 +303,7 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None) -> dict:
         "audio_hours_per_cpu_hour": round(summary["audio_seconds"] / cpu, 1) if cpu > 0 else None,
         "lake": opts.output,
         "summary": summary_path(opts.output, dates),
+        "partitions": partitions_path(opts.output, dates),
         "log": log_file,
     }
     write_bytes(summary_path(opts.output, dates),
@@ -302,6 +333,8 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
               f"machine ({run_['runner']})", file=out)
         print(f"  lake: {run_['lake']}", file=out)
         print(f"  summary: {run_['summary']}", file=out)
+        print(f"  partitions: {run_['partitions']} (ALTER TABLE ... ADD PARTITION for what it wrote)",
+              file=out)
         if run_["log"]:
             print(f"  log: {run_['log']}", file=out)
 

@@ -186,6 +186,20 @@ def statements(location: str, database: str = "voicelake", variant: str = "proje
     return out
 
 
+def add_partitions(location: str, database: str, partitions: dict[str, list[tuple[str, str]]]) -> list[str]:
+    """``ALTER TABLE ... ADD IF NOT EXISTS PARTITION`` for each table's (date, voice_connector_id)
+    pairs: what a run wrote, for tables without projection (Athena, Spark SQL and Hive read it)."""
+    out = []
+    for name, pairs in partitions.items():
+        if not pairs:
+            continue
+        clauses = [f"  PARTITION (`date` = '{d}', `voice_connector_id` = '{v}') "
+                   f"LOCATION '{location}/{name}/date={d}/voice_connector_id={v}/'"
+                   for d, v in sorted(set(pairs))]
+        out.append(f"ALTER TABLE `{database}`.`{name}` ADD IF NOT EXISTS\n" + "\n".join(clauses) + ";")
+    return out
+
+
 def _checked(check, message: str):
     """An argparse ``type=`` that turns a failed check into a usage error."""
     def parse(text: str):

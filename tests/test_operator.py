@@ -189,6 +189,8 @@ def check_progress_and_summary(world, done, lake: Path) -> None:
     assert out[0].startswith(f"voicelake run {world.config.date}: {len(world.truth.calls)} calls, 2 failures")
     assert out[1] == "  records read: 21 (5 ctr, 4 sdr, 12 event); partial calls: 1"
     assert f"  lake: {lake}" in out and f"  summary: {lake}/_runs/{world.config.date}/summary.json" in out
+    assert f"  partitions: {lake}/_runs/{world.config.date}/partitions.sql (ALTER TABLE ... ADD " \
+           "PARTITION for what it wrote)" in out
     assert summary["run"]["lake"] == str(lake) and summary["run"]["wall_seconds"] > 0
     log = Path(summary["run"]["log"])
     assert f"  log: {log}" in out and log.is_file()

@@ -262,6 +262,17 @@ def test_trino_ddl_of_the_gaps_table():
         ["boolean", "integer", "real", "timestamp(3)", "array(row(a bigint))"]
 
 
+def test_partitions_sql_adds_each_written_partition_once_per_table():
+    assert athena.add_partitions("s3://lake/v", "voicelake", {
+        "calls": [("2024-05-14", "vc-b"), ("2024-05-14", "vc-a"), ("2024-05-14", "vc-a")],
+        "gaps": [],
+    }) == ["ALTER TABLE `voicelake`.`calls` ADD IF NOT EXISTS\n"
+           "  PARTITION (`date` = '2024-05-14', `voice_connector_id` = 'vc-a') "
+           "LOCATION 's3://lake/v/calls/date=2024-05-14/voice_connector_id=vc-a/'\n"
+           "  PARTITION (`date` = '2024-05-14', `voice_connector_id` = 'vc-b') "
+           "LOCATION 's3://lake/v/calls/date=2024-05-14/voice_connector_id=vc-b/';"]
+
+
 def test_ddl_location_is_s3_or_a_local_path(tmp_path):
     assert athena.location_uri("s3://bucket.name/a/b/") == "s3://bucket.name/a/b"
     assert athena.location_uri("s3://bucket") == "s3://bucket"

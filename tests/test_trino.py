@@ -156,3 +156,19 @@ def test_a_cross_connector_count_without_a_filter_counts_every_call(world, trino
     for call in world.truth.calls:
         expected[call["partition_id"]] = expected.get(call["partition_id"], 0) + 1
     assert dict(counted) == expected
+
+
+def test_the_runs_partitions_sql_adds_exactly_the_partitions_the_lake_holds(world, lake):
+    """For catalogs without projection: each run leaves ALTER TABLE ... ADD PARTITION for what it wrote."""
+    script = (lake / "_runs" / world.config.date / "partitions.sql").read_text()
+    statements = [s.strip() for s in script.split(";") if s.strip()]
+    con = duckdb_lake(lake)
+    for name in TABLES:
+        held = con.execute(f'SELECT DISTINCT "date", voice_connector_id FROM {DATABASE}.{name} '
+                           'ORDER BY 1, 2').fetchall()
+        statement = next(s for s in statements if s.startswith(f"ALTER TABLE `{DATABASE}`.`{name}` "))
+        added = re.findall(r"PARTITION \(`date` = '([^']+)', `voice_connector_id` = '([^']+)'\) "
+                           r"LOCATION '([^']+)'", statement)
+        assert [(d, v) for d, v, _ in added] == held
+        assert [loc for _, _, loc in added] == \
+            [f"file://{lake}/{name}/date={d}/voice_connector_id={v}/" for d, v in held]
