@@ -267,20 +267,24 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None) -> dict:
     if not options.view_as(StandardOptions).runner:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     opts = options.view_as(VoicelakeOptions)
-    folder, temporary = progress_folder(opts, label)
-    storage.delete(storage.list_paths(f"{folder.rstrip('/')}/*.json"))  # an earlier run's counts
     pipeline = beam.Pipeline(options=options)
-    with heartbeat.recording(folder):
+    if not progress:  # nobody reads progress lines: no heartbeat either
         graph.build(pipeline, opts)
-    reporter = (heartbeat.Reporter(folder, label, progress, opts.progress_interval) if progress
-                else contextlib.nullcontext())
-    try:
-        with reporter:
-            result = pipeline.run()
-            result.wait_until_finish()
-    finally:
-        if temporary:
-            shutil.rmtree(folder, ignore_errors=True)
+        result = pipeline.run()
+        result.wait_until_finish()
+    else:
+        folder, temporary = progress_folder(opts, label)
+        storage.delete(storage.list_paths(f"{folder.rstrip('/')}/*.json"))  # an earlier run's counts
+        with heartbeat.recording(folder):
+            graph.build(pipeline, opts)
+        try:
+            with heartbeat.Reporter(folder, label, progress, opts.progress_interval):
+                result = pipeline.run()
+                result.wait_until_finish()
+        finally:
+            heartbeat.finish_local(folder)
+            if temporary:
+                shutil.rmtree(folder, ignore_errors=True)
     summary = summarise(result, dates)
     if summary["records"] == 0:
         warnings.append(f"no records were read for {', '.join(dates)}")

@@ -111,6 +111,14 @@ def flush_local(folder: str) -> None:
         beat.flush()
 
 
+def finish_local(folder: str) -> None:
+    """Stop this process's heartbeat for a finished run, so nothing writes to its folder again."""
+    with _lock:
+        beat = _heartbeats.pop((os.getpid(), folder), None)
+    if beat:
+        beat.stopped.set()
+
+
 def read(folder: str) -> dict[str, int]:
     """The sum of every worker's tallies in ``folder``."""
     total: dict[str, int] = {}
