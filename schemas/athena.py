@@ -59,14 +59,33 @@ def _columns(fields: list[tuple[str, str, str]]) -> str:
     return ",\n".join(f"  `{name}` {type_} COMMENT '{comment(text)}'" for name, type_, text in fields)
 
 
-def lake_voice_connector_ids(location: str) -> list[str]:
-    """The voice_connector_id partition values the lake holds, over all tables and dates."""
+def _subfolders(folder: str, key: str) -> list[str]:
+    """Values of the ``key=value`` sub-folders of a lake folder that hold something (one level)."""
     from voicelake import storage  # the lake is read only here, for the projection enum
 
+    if storage.is_s3(folder):
+        bucket, prefix = storage.split_s3(folder)
+        pages = storage.s3().get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, Delimiter="/")
+        names = [p["Prefix"][len(prefix):-1] for page in pages for p in page.get("CommonPrefixes", [])]
+    else:
+        base = Path(folder)
+        # an emptied folder (a partition a re-run removed) does not count
+        names = [p.name for p in base.iterdir() if p.is_dir() and any(p.rglob("*.*"))] \
+            if base.is_dir() else []
+    return sorted(n.split("=", 1)[1] for n in names if n.startswith(f"{key}="))
+
+
+def lake_voice_connector_ids(location: str) -> list[str]:
+    """The voice_connector_id partition values the lake holds.
+
+    Read from the folders of ``calls`` and ``failures`` only (the other tables' partitions are
+    those of ``calls``), one listing per date, never one per object.
+    """
     root = location.removeprefix("file://").rstrip("/")
-    pattern = f"{root}/*/date=*/voice_connector_id=*/*"
-    ids = {path.rsplit("/", 2)[-2].removeprefix("voice_connector_id=")
-           for path in storage.list_paths(pattern)}
+    ids = {vc for table in ("calls", "failures")
+           for day in _subfolders(f"{root}/{table}/", "date")
+           for vc in _subfolders(f"{root}/{table}/date={day}/", "voice_connector_id")}
     return sorted(i for i in ids if _ID.match(i))
 
 

@@ -203,11 +203,23 @@ def lake_folders(root, *partitions: tuple[str, str, str]) -> None:
 def test_ddl_projects_the_connectors_and_instances_the_lake_holds(tmp_path, capsys):
     lake_folders(tmp_path, ("calls", "2024-05-14", "vc-b"), ("calls", "2024-05-15", "inst-1"),
                  ("failures", "2024-05-14", "unknown"), ("audio", "2024-05-14", "vc-b"))
+    (tmp_path / "calls/date=2024-05-14/voice_connector_id=emptied-by-a-rerun").mkdir()
     assert athena.lake_voice_connector_ids(str(tmp_path)) == ["inst-1", "unknown", "vc-b"]
     assert athena.main(["--location", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.count("'projection.voice_connector_id.values'='inst-1,unknown,vc-b'") == len(TABLES)
     assert f"LOCATION 'file://{tmp_path}/calls/'" in out
+
+
+def test_ddl_reads_the_connectors_of_a_lake_on_s3(s3_server):
+    client = s3_server.client()
+    client.create_bucket(Bucket="ddl-lake")
+    for key in ("v/calls/date=2024-05-14/voice_connector_id=vc-a/part-00000.parquet",
+                "v/calls/date=2024-05-15/voice_connector_id=inst-9/part-00000.parquet",
+                "v/failures/date=2024-05-15/voice_connector_id=unknown/part-00000.parquet",
+                "v/audio/date=2024-05-15/voice_connector_id=not-a-table/x.wav"):
+        client.put_object(Bucket="ddl-lake", Key=key, Body=b"")
+    assert athena.lake_voice_connector_ids("s3://ddl-lake/v") == ["inst-9", "unknown", "vc-a"]
 
 
 def test_ddl_on_a_lake_without_partitions_says_what_to_do(tmp_path, capsys):
