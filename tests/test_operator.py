@@ -211,3 +211,9 @@ def test_progress_lines_on_prism(world, tmp_path):
                                  "--runner=PrismRunner", f"--prism_location={prism}",
                                  f"--log_file={tmp_path / 'run.log'}"), env=env)
     check_progress_and_summary(world, done, tmp_path / "lake")
+
+
+def test_git_ignores_the_demos_workdir():
+    done = subprocess.run(["git", "check-ignore", "--verbose", "demo-work/lake/calls/x.parquet"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.startswith(".gitignore:"), done.stdout + done.stderr
