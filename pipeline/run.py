@@ -405,7 +405,8 @@ def main(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         print(help_text())
         return 0
-    log_file = _option_value(argv, "--log_file") or default_log_file()
+    log_file = os.path.abspath(_option_value(argv, "--log_file") or default_log_file())
+    os.makedirs(os.path.dirname(log_file), exist_ok=True)
     with stderr_to(log_file) as terminal:
         configure_logging(log_file, terminal)
         progress_log = logging.getLogger("voicelake.progress")
