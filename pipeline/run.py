@@ -258,7 +258,7 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None) -> dict:
 
     from pipeline import graph
     from pipeline.options import VoicelakeOptions
-    from transforms.lake_sink import join, write_bytes
+    from transforms.lake_sink import write_bytes
     from voicelake import progress as heartbeat
     from voicelake import storage
 

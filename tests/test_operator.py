@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from runners import engines
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR
