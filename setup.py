@@ -22,12 +22,16 @@ setup(
     ],
     extras_require={
         # the local world's S3 (voicelake demo, tests); production workers never need it
-        "local": ["moto[server]>=5.1,<6", "duckdb>=1.1"],
+        "local": ["moto[server]>=5.1,<6", "duckdb>=1.1", "matplotlib>=3.8,<4"],
+        # voicelake report's plots; not needed by the pipeline or its workers
+        "report": ["matplotlib>=3.8,<4"],
         # reading what ``voicelake export`` writes; the export itself needs none of them.  datasets
         # without its audio extra (no torch: Audio(decode=False) + soundfile); lhotse imports torch
         # unconditionally, so this extra carries it.
         "export": EXPORT,
-        "test": ["moto[server]>=5.1,<6", "duckdb>=1.1", "pytest>=8", "hypothesis>=6.100", *EXPORT],
+        # trino: the client of the Trino server the Athena check starts (tests/test_trino.py)
+        "test": ["moto[server]>=5.1,<6", "duckdb>=1.1", "matplotlib>=3.8,<4", "pytest>=8",
+                 "hypothesis>=6.100", "trino>=0.330,<1", *EXPORT],
     },
     entry_points={"console_scripts": ["voicelake=pipeline.cli:main"]},
 )

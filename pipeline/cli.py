@@ -11,6 +11,7 @@ SUBCOMMANDS = {
     "demo": ("runners.local.demo", "seed a local S3 + KVS world and run the pipeline on it"),
     "extract": ("pipeline.extract", "extract per-track WAV and a summary from a saved KVS body"),
     "ddl": ("schemas.athena", "print Athena CREATE EXTERNAL TABLE statements"),
+    "report": ("pipeline.report", "write an HTML page of the runs' numbers and the lake's figures"),
     "kvs-emulator": ("runners.local.kvs_emulator", "serve a local Kinesis Video Streams emulator"),
 }
 

@@ -1,18 +1,26 @@
-"""Pipeline options, Beam-style: one PipelineOptions subclass read with ``options.view_as``."""
+"""Pipeline options, Beam-style: one PipelineOptions subclass read with ``options.view_as``.
+
+``voicelake run --help`` must not import Beam (seconds, and its import-time warnings), so the
+options are declared on a plain class and ``VoicelakeOptions``, the PipelineOptions subclass, is
+made from it on first use (``from pipeline.options import VoicelakeOptions`` works as usual).
+"""
 from __future__ import annotations
 
 import datetime as dt
 
-from apache_beam.options.pipeline_options import PipelineOptions
+# The voicelake options an operator must give (help and errors name them).
+REQUIRED = ("--date (or --start_date/--end_date)", "--output",
+            "at least one of --ctr_prefix, --sdr_prefix, --events_prefix")
 
 from voicelake.firehose import DEFAULT_MAX_OBJECT_MB
 
 
-class VoicelakeOptions(PipelineOptions):
+class VoicelakeArguments:
     @classmethod
     def _add_argparse_args(cls, parser):
         g = parser.add_argument_group("voicelake")
-        g.add_argument("--date", help="UTC day to process, YYYY-MM-DD (or use --start_date/--end_date)")
+        g.add_argument("--date", help="required (or --start_date): UTC day to process, YYYY-MM-DD, "
+                                      "e.g. --date=2024-05-14")
         g.add_argument("--start_date", help="first UTC day of a range, YYYY-MM-DD")
         g.add_argument("--end_date", help="last UTC day of a range (inclusive), YYYY-MM-DD")
         g.add_argument("--sdr_prefix", default=None,
@@ -25,7 +33,7 @@ class VoicelakeOptions(PipelineOptions):
         g.add_argument("--ctr_prefix", default=None,
                        help="where Amazon Connect CTR Firehose objects live (layout YYYY/MM/dd/HH/)")
         g.add_argument("--output", required=False,
-                       help="root of the lake (s3://bucket/prefix or a local path)")
+                       help="required: root of the lake (s3://bucket/prefix or a local path)")
         g.add_argument("--lookahead_hours", type=int, default=24,
                        help="hours after the last day whose Firehose folders are also read: CTRs and "
                             "events land by arrival time and are re-delivered later (default 24)")
@@ -70,17 +78,62 @@ class VoicelakeOptions(PipelineOptions):
                        help="Connect: comma-separated Attributes keys holding stream ARN, start "
                             "fragment, start and stop timestamps, used when a CTR has no KVS "
                             "Recordings entry")
+        g.add_argument("--require_records", action="store_true", default=False,
+                       help="fail (exit status 3) when a given prefix holds no objects or the run "
+                            "reads no records, instead of warning and writing an empty day")
+        g.add_argument("--progress_interval", type=float, default=10.0,
+                       help="seconds between progress lines on stderr (default 10)")
+        g.add_argument("--progress_dir", default=None,
+                       help="folder where worker processes leave their progress counts for the "
+                            "progress lines (default: a temporary folder on this machine when "
+                            "--output is local, <output>/_runs/<date>/progress/ when it is s3://, "
+                            "which remote workers reach too)")
+        g.add_argument("--log_file", default=None,
+                       help="file for the run's full log, Beam's and the workers' output and "
+                            "tracebacks (default: voicelake-run-<date>-<time>.log in the system's "
+                            "temporary folder; errors print its path)")
 
 
-def run_dates(opts: VoicelakeOptions) -> list[str]:
+def _day(option: str, value: str) -> dt.date:
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{option}={value} is not a date: expected YYYY-MM-DD, "
+                         f"e.g. {option}=2024-05-14") from None
+
+
+def run_dates(opts) -> list[str]:
     """The UTC days a run covers, from --date or --start_date/--end_date."""
     if opts.date and (opts.start_date or opts.end_date):
         raise ValueError("give --date or --start_date/--end_date, not both")
-    first = opts.date or opts.start_date
-    last = opts.date or opts.end_date or opts.start_date
-    if not first:
-        raise ValueError("--date (or --start_date) is required")
-    start, end = (dt.date.fromisoformat(d) for d in (first, last))
+    if opts.end_date and not opts.start_date:
+        raise ValueError("--end_date needs --start_date")
+    if not (opts.date or opts.start_date):
+        raise ValueError("--date (or --start_date) is required, e.g. --date=2024-05-14")
+    if opts.date:
+        start = end = _day("--date", opts.date)
+    else:
+        start = _day("--start_date", opts.start_date)
+        end = _day("--end_date", opts.end_date) if opts.end_date else start
     if end < start:
-        raise ValueError("--end_date is before --start_date")
+        raise ValueError(f"--end_date={end} is before --start_date={start}")
     return [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+_made: dict[str, type] = {}
+
+
+def __getattr__(name: str):
+    """``VoicelakeOptions``: the Beam options class, made on first use (module ``__getattr__``)."""
+    if name != "VoicelakeOptions":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _made:
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        # Beam finds options classes as PipelineOptions subclasses; the arguments come from
+        # VoicelakeArguments._add_argparse_args through the MRO.
+        _made[name] = type(name, (VoicelakeArguments, PipelineOptions),
+                           {"__module__": __name__, "__qualname__": name})
+    return _made[name]

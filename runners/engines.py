@@ -1,7 +1,8 @@
 """Where Beam's other engines live on this machine, and what a test does when one is missing.
 
 ``bash runners/fetch_engines.sh`` fills one cache directory (Prism built with Go, the Flink and Spark
-job-server jars copied with Maven); these helpers find what it left there. An engine test calls
+job-server jars copied with Maven, Trino's server for the Athena check); these helpers find what it
+left there. An engine test calls
 ``require_or_skip``: a developer machine without the tool skips the test with one line naming what
 is missing, while CI (``CI=true``, where ``.ci/run`` runs the fetch script first) fails instead, so
 a silently skipped engine can never pass as a green build.
@@ -18,6 +19,8 @@ JOB_SERVER_ARTIFACTS = {
     "flink": "beam-runners-flink-2.2-job-server",  # Flink 2.2: what Beam 2.77's FlinkRunner defaults to
     "spark": "beam-runners-spark-3-job-server",
 }
+TRINO_VERSION = "476"  # the fetch script's TRINO_VERSION; Trino 476 runs on Java 24 or later
+TRINO_MIN_JAVA = 24
 _JAR_NAME = re.compile(r"^beam-runners-[a-z0-9.]+(?:-[a-z0-9.]+)*-job-server-(?P<version>\d[^/]*)\.jar$")
 
 
@@ -47,6 +50,25 @@ def job_server_jar(engine: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def trino_home() -> Path | None:
+    """The unpacked Trino server the fetch script left (marked complete), or None."""
+    path = cache_dir() / f"trino-server-{TRINO_VERSION}"
+    return path if (path / ".complete").is_file() else None
+
+
+def java_for_trino() -> Path | None:
+    """A java of release 24 or later: $TRINO_JAVA_HOME, $JAVA_HOME, or a JDK under /usr/lib/jvm."""
+    homes = [os.environ.get("TRINO_JAVA_HOME"), os.environ.get("JAVA_HOME")]
+    homes += sorted(str(p) for p in Path("/usr/lib/jvm").glob("*") if p.is_dir() and not p.is_symlink())
+    for home in filter(None, homes):
+        release = Path(home) / "release"
+        match = re.search(r'^JAVA_VERSION="(\d+)', release.read_text(), re.M) if release.is_file() else None
+        java = Path(home) / "bin" / "java"
+        if match and int(match[1]) >= TRINO_MIN_JAVA and os.access(java, os.X_OK):
+            return java
+    return None
+
+
 def check_job_server_jar(path: str | Path, sdk: str | None = None) -> str | None:
     """One line when a job-server jar is not of the SDK's Beam release, else None.
 
@@ -70,6 +92,10 @@ def locate(tool: str) -> Path | None:
     """prism, flink-job-server, spark-job-server from the cache; anything else from PATH."""
     if tool == "prism":
         return prism_path()
+    if tool == "trino":
+        return trino_home()
+    if tool == "java-for-trino":
+        return java_for_trino()
     if tool.endswith("-job-server"):
         return job_server_jar(tool.removesuffix("-job-server"))
     found = shutil.which(tool)
@@ -82,6 +108,12 @@ def missing_reason(tool: str) -> str:
         how = ("`bash runners/fetch_engines.sh prism` builds it with Go" if shutil.which("go")
                else "Go is not installed, and `bash runners/fetch_engines.sh prism` builds it with Go")
         return f"prism is missing: no {cache_dir() / 'bin' / 'prism'}; {how}"
+    if tool == "trino":
+        return (f"trino is missing: no {cache_dir()}/trino-server-{TRINO_VERSION}; "
+                f"`bash runners/fetch_engines.sh trino` copies it with Maven")
+    if tool == "java-for-trino":
+        return (f"Trino {TRINO_VERSION} needs Java {TRINO_MIN_JAVA}+: none in $TRINO_JAVA_HOME, "
+                f"$JAVA_HOME or /usr/lib/jvm")
     if tool.endswith("-job-server"):
         engine = tool.removesuffix("-job-server")
         return (f"{tool} is missing: no {cache_dir() / 'jars'}/{JOB_SERVER_ARTIFACTS[engine]}-{sdk_version()}.jar; "

@@ -30,7 +30,8 @@ ATHENA_SCALARS = {
 
 PARTITION_COLUMNS = (
     ("date", "UTC day of the call (for failures: of the record), YYYY-MM-DD, from the folder "
-             "date=... A reserved word: quote it in queries as \"date\"."),
+             "date=... A reserved word: quote it as \"date\" in Athena, Trino and DuckDB, as "
+             "`date` in Spark SQL and Hive."),
     ("voice_connector_id", "Chime Voice Connector ID, or the Amazon Connect instance ID for "
                            "Connect calls, from the folder voice_connector_id=... (unknown for "
                            "failures without one)."),

@@ -20,3 +20,5 @@ def test_demo_seeds_runs_and_shows_the_lake(tmp_path):
     assert f"voicelake run {truth['date']}: 7 calls, 2 failures" in done.stdout
     assert "DuckDB> SELECT" in done.stdout
     assert len(list((work / "lake/audio").rglob("*.wav"))) == 7
+    report = work / "lake/_runs" / truth["date"] / "report.html"
+    assert f"\nreport: {report}\n" in done.stdout and report.read_text().count("<figure><img") == 10

@@ -132,7 +132,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `voicelake`.`gaps` (
   `call_id` string COMMENT 'Amazon Connect ContactId or Chime Voice Connector TransactionId of the call.',
   `source` string COMMENT 'connect or chime: the record type the call came from, and so what call_id is.',
   `channel` int COMMENT 'Channel number, 0-based: the column of the call WAV.',
-  `role` string COMMENT 'customer or agent; null when the records do not say.',
+  `role` string COMMENT 'customer or agent, null when the records do not say.',
   `gap` int COMMENT '0-based index of the gap within its channel, in time order.',
   `start_ms` bigint COMMENT 'Start of the gap, ms after the call start_time (sample 0 of the WAV).',
   `end_ms` bigint COMMENT 'End of the gap (exclusive), ms after the call start_time.',
@@ -140,7 +140,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `voicelake`.`gaps` (
 )
 COMMENT 'One row per hole (longer than 1 ms) in the audio of a channel: missing fragments or lost media, present in the WAV as digital silence.'
 PARTITIONED BY (
-  `date` string COMMENT 'UTC day of the call (for failures: of the record), YYYY-MM-DD, from the folder date=... A reserved word: quote it in queries as "date".',
+  `date` string COMMENT 'UTC day of the call (for failures: of the record), YYYY-MM-DD, from the folder date=... A reserved word: quote it as "date" in Athena, Trino and DuckDB, as `date` in Spark SQL and Hive.',
   `voice_connector_id` string COMMENT 'Chime Voice Connector ID, or the Amazon Connect instance ID for Connect calls, from the folder voice_connector_id=... (unknown for failures without one).'
 )
 STORED AS PARQUET
@@ -152,18 +152,27 @@ TBLPROPERTIES (
   'projection.date.range'='2024-01-01,NOW',
   'projection.date.interval'='1',
   'projection.date.interval.unit'='DAYS',
-  'projection.voice_connector_id.type'='injected',
+  'projection.voice_connector_id.type'='enum',
+  'projection.voice_connector_id.values'='rm781te85pogu1m8jgpdd4,unknown',
   'storage.location.template'='s3://example-lake/voicelake/gaps/date=${date}/voice_connector_id=${voice_connector_id}/'
 );"""
 
 
 def test_ddl_of_the_gaps_table_with_partition_projection():
     assert athena.create_table("gaps", TABLES["gaps"], "s3://example-lake/voicelake", "voicelake",
-                               projection=True) == GAPS_DDL
+                               projection=True,
+                               voice_connector_ids=["rm781te85pogu1m8jgpdd4", "unknown"]) == GAPS_DDL
+
+
+def test_an_enum_projection_needs_its_values():
+    with pytest.raises(ValueError, match="an enum projection needs at least one voice_connector_id"):
+        athena.create_table("gaps", TABLES["gaps"], "s3://example-lake/voicelake", "voicelake",
+                            projection=True)
 
 
 def test_ddl_cli_prints_every_table_in_the_chosen_variant(capsys):
-    assert athena.main(["--location", "s3://example-lake/voicelake/", "--variant", "projection"]) == 0
+    assert athena.main(["--location", "s3://example-lake/voicelake/", "--variant", "projection",
+                        "--voice-connector-ids", "rm781te85pogu1m8jgpdd4,unknown"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("CREATE DATABASE IF NOT EXISTS `voicelake`;\n\n")
     assert GAPS_DDL in out and "MSCK" not in out
@@ -184,6 +193,98 @@ def test_ddl_cli_prints_every_table_in_the_chosen_variant(capsys):
     assert "'projection.date.range'='2025-02-01,NOW'" in out
 
 
+def lake_folders(root, *partitions: tuple[str, str, str]) -> None:
+    for table_name, date_, partition in partitions:
+        folder = root / table_name / f"date={date_}" / f"voice_connector_id={partition}"
+        folder.mkdir(parents=True)
+        (folder / "part-00000.parquet").write_bytes(b"")
+
+
+def test_ddl_projects_the_connectors_and_instances_the_lake_holds(tmp_path, capsys):
+    lake_folders(tmp_path, ("calls", "2024-05-14", "vc-b"), ("calls", "2024-05-15", "inst-1"),
+                 ("failures", "2024-05-14", "unknown"), ("audio", "2024-05-14", "vc-b"))
+    (tmp_path / "calls/date=2024-05-14/voice_connector_id=emptied-by-a-rerun").mkdir()
+    assert athena.lake_voice_connector_ids(str(tmp_path)) == ["inst-1", "unknown", "vc-b"]
+    assert athena.main(["--location", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("'projection.voice_connector_id.values'='inst-1,unknown,vc-b'") == len(TABLES)
+    assert f"LOCATION 'file://{tmp_path}/calls/'" in out
+
+
+def test_ddl_reads_the_connectors_of_a_lake_on_s3(s3_server):
+    client = s3_server.client()
+    client.create_bucket(Bucket="ddl-lake")
+    for key in ("v/calls/date=2024-05-14/voice_connector_id=vc-a/part-00000.parquet",
+                "v/calls/date=2024-05-15/voice_connector_id=inst-9/part-00000.parquet",
+                "v/failures/date=2024-05-15/voice_connector_id=unknown/part-00000.parquet",
+                "v/audio/date=2024-05-15/voice_connector_id=not-a-table/x.wav"):
+        client.put_object(Bucket="ddl-lake", Key=key, Body=b"")
+    assert athena.lake_voice_connector_ids("s3://ddl-lake/v") == ["inst-9", "unknown", "vc-a"]
+
+
+def test_ddl_on_a_lake_without_partitions_says_what_to_do(tmp_path, capsys):
+    assert athena.main(["--location", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"voicelake ddl: no voice_connector_id=... partitions under file://{tmp_path} yet: run the "
+        "pipeline first, or name the connectors and instances with --voice-connector-ids, or use "
+        "--variant msck\n")
+    assert athena.main(["--location", str(tmp_path), "--variant", "msck"]) == 0
+
+
+@pytest.mark.parametrize("variant, dialect", [("projection", "athena"), ("msck", "athena"),
+                                              ("both", "athena"), ("projection", "trino")])
+def test_a_semicolon_ends_each_statement_and_appears_nowhere_else(variant, dialect, capsys):
+    athena.main(["--location", "s3://example-lake/voicelake", "--variant", variant,
+                 "--dialect", dialect, "--voice-connector-ids", "vc-a"])
+    out = capsys.readouterr().out
+    statements = [s.strip() for s in out.split(";") if s.strip()]
+    starts = {"projection": ["CREATE"] * 6, "msck": ["CREATE"] + ["CREATE", "MSCK"] * 5}
+    starts["both"] = starts["msck"]
+    assert [s.split()[0] for s in statements] == starts[variant]
+    assert all(s.rstrip().endswith(";") for s in out.split("\n\n"))
+
+
+def test_trino_ddl_of_the_gaps_table():
+    ddl = athena.trino_create_table("gaps", TABLES["gaps"], "file:///lake", "voicelake",
+                                    catalog="awsdatacatalog", voice_connector_ids=["vc-a", "unknown"])
+    assert ddl.splitlines()[:3] == [
+        'CREATE TABLE IF NOT EXISTS "awsdatacatalog"."voicelake"."gaps" (',
+        "  \"call_id\" varchar COMMENT 'Amazon Connect ContactId or Chime Voice Connector "
+        "TransactionId of the call.',",
+        "  \"source\" varchar COMMENT 'connect or chime: the record type the call came from, and so "
+        "what call_id is.',",
+    ]
+    assert "\"gap\" integer COMMENT" in ddl and "\"start_ms\" bigint COMMENT" in ddl
+    assert "\"voice_connector_id\" varchar COMMENT 'Chime Voice Connector ID, or the Amazon Connect " \
+           "instance ID for Connect calls, from the folder voice_connector_id=... (unknown for " \
+           "failures without one).' WITH (partition_projection_type='ENUM', " \
+           "partition_projection_values=ARRAY['vc-a', 'unknown'])" in ddl
+    assert ddl.splitlines()[-7:] == [
+        "WITH (",
+        "  external_location = 'local:///lake/gaps',",
+        "  format = 'PARQUET',",
+        "  partitioned_by = ARRAY['date', 'voice_connector_id'],",
+        "  partition_projection_enabled = true,",
+        "  partition_projection_location_template = "
+        "'local:///lake/gaps/date=${date}/voice_connector_id=${voice_connector_id}/'",
+        ");",
+    ]
+    assert [athena.trino_type(t) for t in (pa.bool_(), pa.int32(), pa.float32(), TIMESTAMP,
+                                          pa.list_(pa.struct([pa.field("a", pa.int64())])))] == \
+        ["boolean", "integer", "real", "timestamp(3)", "array(row(a bigint))"]
+
+
+def test_partitions_sql_adds_each_written_partition_once_per_table():
+    assert athena.add_partitions("s3://lake/v", "voicelake", {
+        "calls": [("2024-05-14", "vc-b"), ("2024-05-14", "vc-a"), ("2024-05-14", "vc-a")],
+        "gaps": [],
+    }) == ["ALTER TABLE `voicelake`.`calls` ADD IF NOT EXISTS\n"
+           "  PARTITION (`date` = '2024-05-14', `voice_connector_id` = 'vc-a') "
+           "LOCATION 's3://lake/v/calls/date=2024-05-14/voice_connector_id=vc-a/'\n"
+           "  PARTITION (`date` = '2024-05-14', `voice_connector_id` = 'vc-b') "
+           "LOCATION 's3://lake/v/calls/date=2024-05-14/voice_connector_id=vc-b/';"]
+
+
 def test_ddl_location_is_s3_or_a_local_path(tmp_path):
     assert athena.location_uri("s3://bucket.name/a/b/") == "s3://bucket.name/a/b"
     assert athena.location_uri("s3://bucket") == "s3://bucket"
@@ -201,6 +302,8 @@ def test_ddl_location_is_s3_or_a_local_path(tmp_path):
     ["--location", "s3://bucket/x", "--variant", "glue"],
     ["--location", "s3://bucket/x", "--projection-start", "2024-5-1"],
     ["--location", "s3://bucket/x", "--voice-connector-ids", "a,b c"],
+    ["--location", "s3://bucket/x", "--voice-connector-ids", "a", "--dialect", "trino",
+     "--variant", "msck"],
 ])
 def test_ddl_cli_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:

@@ -14,7 +14,7 @@ import time
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake import call_audio, storage
+from voicelake import call_audio, progress, storage
 from voicelake.call_audio import CallProblem
 from voicelake.model import CallSpec
 from transforms.common import FAILURES, call_failure
@@ -64,7 +64,7 @@ class _AnalyseCall(beam.DoFn):
         self.root = root if storage.is_s3(root) else os.path.abspath(root)
         self.target = target_sample_rate
         self.allow_missing, self.write_raw = allow_missing_fragments, write_raw_channels
-        self.calls = Metrics.counter(NAMESPACE, "calls")
+        self.calls = progress.counted(Metrics.counter(NAMESPACE, "calls"))
         self.audio_ms = Metrics.counter(NAMESPACE, "audio_ms")
         self.cpu_ms = Metrics.counter(NAMESPACE, "cpu_ms")  # this stage's own CPU, for profiles
 

@@ -23,7 +23,7 @@ from itertools import groupby
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake import storage
+from voicelake import progress, storage
 from voicelake.audio import coalesce_blocks
 from voicelake.call_audio import grid
 from voicelake.channel_file import ChannelWriter
@@ -88,7 +88,7 @@ class _FetchStream(KvsDoFn):
         self.foreign = Metrics.counter(NAMESPACE, "foreign_fragments")
         self.missing = Metrics.counter(NAMESPACE, "missing_fragments")
         self.bytes = Metrics.counter(NAMESPACE, "bytes_fetched")
-        self.ranges = Metrics.counter(NAMESPACE, "ranges_fetched")
+        self.ranges = progress.counted(Metrics.counter(NAMESPACE, "ranges"))  # fetched
         self.cpu_ms = Metrics.counter(NAMESPACE, "cpu_ms")  # this stage's own CPU, for profiles
 
     def process(self, element):

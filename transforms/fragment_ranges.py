@@ -10,6 +10,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from voicelake import progress
 from voicelake.kvs_client import KvsError, ListedFragment
 from voicelake.model import CallSpec, FragmentRange, StreamSpan
 from transforms.common import FAILURES, KvsDoFn, call_failure
@@ -43,7 +44,7 @@ class _PlanRanges(KvsDoFn):
         super().__init__(**kvs)
         self.selector, self.pad_ms, self.per_range = selector, pad_ms, per_range
         self.listed = Metrics.counter(NAMESPACE, "fragments_listed")
-        self.ranges = Metrics.counter(NAMESPACE, "ranges")
+        self.ranges = progress.counted(Metrics.counter(NAMESPACE, "ranges"))  # planned
 
     def _streams(self, call: CallSpec):
         """(stream index, arn, span) for every stream to read, discovering Chime pools."""

@@ -84,11 +84,15 @@ class _WritePartition(beam.DoFn):
     def __init__(self, root: str):
         self.root = root
         self.files = Metrics.counter(NAMESPACE, "parquet_files")
+        self.partial_calls = Metrics.counter(NAMESPACE, "partial_calls")  # the summary's partial_calls
 
     def process(self, element):
         (table, date, partition), rows = element
+        rows = list(rows)
+        if table == "calls":
+            self.partial_calls.inc(sum(1 for row in rows if row.get("partial")))
         folder = partition_dir(self.root, table, date, partition)
-        for n, data in enumerate(parquet_files(table, list(rows))):
+        for n, data in enumerate(parquet_files(table, rows)):
             path = join(folder, f"part-{n:05d}.parquet")
             write_bytes(path, data)
             self.files.inc()

@@ -17,12 +17,14 @@ import re
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake import chime_records, ctr, firehose, storage
+from voicelake import chime_records, ctr, firehose, progress, storage
 from voicelake.model import CHIME, CONNECT, CallSpec, Failure
 from voicelake.record_fields import STAGE
 from transforms.common import FAILURES
 
 NAMESPACE = "voicelake.records"
+# records.<kind>_records: the summary's records per source (CTRs, events; SDRs count as "sdr")
+RECORD_KIND = {CONNECT: "ctr", CHIME: "event"}
 _FOLDER_DATE = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(?:\d{2}/)?[^/]*$")
 
 
@@ -108,7 +110,8 @@ class _ReadRecords(beam.DoFn):
     def __init__(self, source: str, max_bytes: int):
         self.source, self.max_bytes = source, max_bytes
         self.objects = Metrics.counter(NAMESPACE, f"{source}_objects")
-        self.records = Metrics.counter(NAMESPACE, "records")
+        self.records = progress.counted(Metrics.counter(NAMESPACE, "records"))
+        self.source_records = Metrics.counter(NAMESPACE, f"{RECORD_KIND[source]}_records")
 
     def process(self, listed: tuple[str, int]):
         path, size = listed
@@ -123,6 +126,7 @@ class _ReadRecords(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(FAILURES, dated(item))
             else:
                 self.records.inc()
+                self.source_records.inc()
                 yield item
 
 
@@ -150,12 +154,14 @@ def _route(dates: set[str], lookahead_hours: int):
     Failures (dated) to ``failures``. A call of another day is left to that day's run if it reads
     one of the call's records, else it is a ``date_out_of_range`` failure."""
 
+    planned = {s: progress.counted(Metrics.counter(NAMESPACE, f"{s}_calls")) for s in (CONNECT, CHIME)}
+
     def route(item):
         result, keys = item
         if isinstance(result, Failure):
             yield beam.pvalue.TaggedOutput(FAILURES, dated(result))
         elif result.date in dates:
-            Metrics.counter(NAMESPACE, f"{result.source}_calls").inc()
+            planned[result.source].inc()
             yield result
         elif not any(read_by_run_of(key, result.date, lookahead_hours) for key in keys):
             yield beam.pvalue.TaggedOutput(FAILURES, out_of_range(result, lookahead_hours))
@@ -197,10 +203,13 @@ def _as_list(result):
 class _ParseSdr(beam.DoFn):
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
+        self.records = progress.counted(Metrics.counter(NAMESPACE, "records"))
+        self.sdr_records = Metrics.counter(NAMESPACE, "sdr_records")
 
     def process(self, listed: tuple[str, int]):
         path, size = listed
-        Metrics.counter(NAMESPACE, "records").inc()
+        self.records.inc()
+        self.sdr_records.inc()
         sdr = too_large(path, size, self.max_bytes, CHIME) or chime_records.parse_sdr(
             read_object(path), path, max_bytes=self.max_bytes)
         if isinstance(sdr, Failure):

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shutil
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from runners.local.kvs_emulator import start_emulator
@@ -84,21 +82,6 @@ def query_lake(lake: Path) -> None:
         print(con.sql(sql))
 
 
-@contextmanager
-def stderr_to(path: Path):
-    """Send this process's and its worker processes' stderr to a file (Beam's workers are chatty)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "ab") as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def main(argv: list[str]) -> int:
     args, beam_args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -116,7 +99,7 @@ def main(argv: list[str]) -> int:
         show_world(client, config.bucket, truth)
         if args.seed_only:
             return 0
-        from pipeline.run import print_summary, run
+        from pipeline.run import print_summary, run, stderr_to
 
         bucket = f"s3://{config.bucket}/"
         print(f"\nrunning the pipeline (worker logs: {work / 'pipeline.log'}) ...", flush=True)
@@ -127,11 +110,14 @@ def main(argv: list[str]) -> int:
                 f"--output={work / 'lake'}", f"--kvs_endpoint_url={kvs.url}",
                 "--runner=FnApiRunner", "--direct_running_mode=multi_processing",
                 "--direct_num_workers=2", "--default_sdk_harness_log_level=WARNING", *beam_args,
-            ])
+            ], progress=lambda line: print(line, flush=True), log_file=str(work / "pipeline.log"))
     print()
     print_summary(summary)
     query_lake(work / "lake")
-    print(f"\nlake: {work / 'lake'}   truth: {work / 'truth.json'}")
+    from pipeline.report import write_report
+
+    report = write_report(str(work / "lake"), summary["dates"])
+    print(f"\nlake: {work / 'lake'}   truth: {work / 'truth.json'}\nreport: {report}")
     return 0
 
 

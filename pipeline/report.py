@@ -1,0 +1,235 @@
+"""``voicelake report --lake ROOT --dates ...``: one static HTML page about the lake's days.
+
+The page shows the runs' own numbers (from ``_runs/<date>/summary.json``) and figures of calls and
+audio-hours per day and connector, durations, talk share, silence, overlap and interruptions, SNR
+and clipping by role, failures by reason and stage, partial calls and gaps.  Figures are PNGs
+embedded in the page, so the file stands alone (mail it, open it offline).  The lake is read with
+pyarrow through voicelake.storage, local or S3 alike; no Beam.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import html
+import io
+import json
+import sys
+
+from schemas.tables import PARTITION_COLUMNS
+
+FIGURES_STATUS_ID = "figures-status"
+
+
+def parse_dates(text: str) -> list[str]:
+    """``2024-05-14``, ``2024-05-14,2024-05-16`` or ``2024-05-14..2024-05-20`` -> the days."""
+    try:
+        if ".." in text:
+            first, last = (dt.date.fromisoformat(d) for d in text.split("..", 1))
+            if last < first:
+                raise ValueError
+            return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+        return sorted({dt.date.fromisoformat(d).isoformat() for d in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected YYYY-MM-DD, a comma-separated list of them, or FIRST..LAST: {text!r}") from None
+
+
+def read_table(lake: str, table: str, dates: list[str]) -> dict[str, list]:
+    """A table's rows for the dates as columns, with the partition columns from the folders."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from schemas.tables import TABLES
+    from voicelake import storage
+
+    parts = []
+    for date in dates:
+        for path in storage.list_paths(f"{lake.rstrip('/')}/{table}/date={date}/*/*.parquet"):
+            data = pq.read_table(io.BytesIO(storage.read_bytes(path)))
+            partition = path.rsplit("/", 2)[-2].removeprefix("voice_connector_id=")
+            data = data.append_column("date", pa.array([date] * data.num_rows, pa.string()))
+            parts.append(data.append_column("voice_connector_id",
+                                            pa.array([partition] * data.num_rows, pa.string())))
+    if not parts:
+        return {name: [] for name in [*TABLES[table].names, *(n for n, _ in PARTITION_COLUMNS)]}
+    return pa.concat_tables(parts).to_pydict()
+
+
+def read_runs(lake: str, dates: list[str]) -> list[dict]:
+    """The summaries of the runs that covered any of the dates, in date order."""
+    from voicelake import storage
+
+    found = []
+    for path in storage.list_paths(f"{lake.rstrip('/')}/_runs/*/summary.json"):
+        summary = json.loads(storage.read_bytes(path))
+        if set(summary.get("dates", [])) & set(dates):
+            found.append(summary)
+    return sorted(found, key=lambda s: s["dates"])
+
+
+def run_numbers(summary: dict) -> dict[str, str]:
+    """The figures of one run, as the page's table shows them."""
+    run = summary.get("run", {})
+    counters = summary.get("counters", {})
+    throttle_retries = sum(v for k, v in counters.items() if "throttl" in k and not k.startswith("failures."))
+
+    def shown(value, unit=""):
+        return "n/a" if value is None else f"{value}{unit}"
+
+    return {
+        "dates": ", ".join(summary["dates"]),
+        "records": str(summary["records"]),
+        "calls": str(summary["calls"]),
+        "partial calls": shown(summary.get("partial_calls")),
+        "failures": str(summary["failed"]),
+        "audio hours": f"{summary['audio_seconds'] / 3600:.3f}",
+        "wall time": shown(run.get("wall_seconds"), " s"),
+        "CPU on the driver's machine": shown(run.get("cpu_seconds"), " s"),
+        "audio-hours per CPU-hour": shown(run.get("audio_hours_per_cpu_hour")),
+        "throttled (failures / retries)":
+            f"{summary['failures_by_reason'].get('throttled', 0)} / {throttle_retries}",
+        "MB fetched": f"{summary['bytes_fetched'] / 1e6:.1f}",
+        "warnings": "; ".join(summary.get("warnings", [])) or "none",
+    }
+
+
+def figures(lake: str, dates: list[str], runs: list[dict]) -> list[tuple[str, bytes]]:
+    """(caption, PNG) for every figure of the page, always the same ones in the same order."""
+    from voicelake import plots
+
+    calls = read_table(lake, "calls", dates)
+    channels = read_table(lake, "channels", dates)
+    gaps = read_table(lake, "gaps", dates)
+    failures = read_table(lake, "failures", dates)
+    hours = [(ms or 0) / 3.6e6 for ms in calls["duration_ms"]]
+    roles = channels["role"]
+    return [
+        ("Calls per day and connector",
+         plots.stacked_by_day(calls["date"], calls["voice_connector_id"], [1] * len(calls["call_id"]),
+                              title="Calls per day and connector", ylabel="calls")),
+        ("Audio-hours per day and connector",
+         plots.stacked_by_day(calls["date"], calls["voice_connector_id"], hours,
+                              title="Audio-hours per day and connector", ylabel="audio-hours")),
+        ("Call duration",
+         plots.histogram([(ms or 0) / 60000 for ms in calls["duration_ms"]], title="Call duration",
+                         xlabel="minutes")),
+        ("Talk share by role",
+         plots.by_role(roles, [("talk_share", channels["talk_share"], "talk_ms / duration_ms")],
+                       title="Talk share by role")),
+        ("Silence ratio by role",
+         plots.by_role(roles, [("silence_ratio", channels["silence_ratio"], "share of silent frames")],
+                       title="Silence ratio by role")),
+        ("Overlap and interruptions",
+         plots.overlap_and_interruptions(calls["overlap_ratio"],
+                                         {"customer": calls["interruptions_customer"],
+                                          "agent": calls["interruptions_agent"]})),
+        ("SNR and clipping by role",
+         plots.by_role(roles, [("snr_db", channels["snr_db"], "dB"),
+                               ("clipped_ratio", channels["clipped_ratio"], "share of clipped samples")],
+                       title="SNR and clipping by role")),
+        ("Failures by reason and stage",
+         plots.counted_bars([f"{s} / {r}" for s, r in zip(failures["stage"], failures["reason"])],
+                            title="Failures by stage / reason", what="failures")),
+        ("Partial calls and gaps",
+         plots.partial_calls_and_gaps(calls["date"], calls["partial"], gaps["duration_ms"])),
+        ("The runs: wall time and throughput",
+         plots.runs([", ".join(s["dates"]) for s in runs],
+                    [s.get("run", {}).get("wall_seconds") for s in runs],
+                    [s.get("run", {}).get("audio_hours_per_cpu_hour") for s in runs])),
+    ]
+
+
+# Marks, once the page has loaded, how many figures decoded: what a browser test reads back.
+_SCRIPT = f"""
+window.addEventListener("load", function () {{
+  var images = Array.prototype.slice.call(document.querySelectorAll("figure img"));
+  var loaded = images.filter(function (img) {{ return img.complete && img.naturalWidth > 0; }});
+  var status = document.getElementById("{FIGURES_STATUS_ID}");
+  status.dataset.loaded = loaded.length;
+  status.textContent = loaded.length + " of " + images.length + " figures loaded";
+}});
+"""
+
+_STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1100px; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+figure { display: inline-block; margin: 0.5em; }
+figure img { width: 520px; border: 1px solid #eee; }
+figcaption { font-size: 0.85em; color: #555; }
+"""
+
+
+def render(lake: str, dates: list[str]) -> str:
+    runs = read_runs(lake, dates)
+    numbers = [run_numbers(s) for s in runs]
+    head = list(numbers[0]) if numbers else []
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(n[k])}</td>" for k in head) + "</tr>\n"
+                   for n in numbers)
+    table = (f"<table id=\"run-numbers\"><tr>{''.join(f'<th>{html.escape(k)}</th>' for k in head)}</tr>\n"
+             f"{rows}</table>" if numbers else "<p id=\"run-numbers\">no run summary for these dates</p>")
+    shown = figures(lake, dates, runs)
+    images = "\n".join(
+        f"<figure><img alt=\"{html.escape(caption)}\" "
+        f"src=\"data:image/png;base64,{base64.b64encode(data).decode()}\">"
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>" for caption, data in shown)
+    title = f"voicelake report: {dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else "")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{_STYLE}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>Lake <code>{html.escape(lake)}</code>, {len(dates)} day(s). <span id="{FIGURES_STATUS_ID}"
+data-loaded="0">{len(shown)} figures, not yet loaded</span></p>
+<h2>The runs</h2>
+{table}
+<h2>Figures</h2>
+{images}
+<script>{_SCRIPT}</script>
+</body></html>
+"""
+
+
+def default_out(lake: str, dates: list[str]) -> str:
+    from voicelake import storage
+
+    label = dates[0] if len(dates) == 1 else f"{dates[0]}_{dates[-1]}"
+    if storage.is_s3(lake):
+        return f"voicelake-report-{label}.html"  # a page to open here, not one more object in the lake
+    return f"{lake.rstrip('/')}/_runs/{label}/report.html"
+
+
+def write_report(lake: str, dates: list[str], out: str | None = None) -> str:
+    from voicelake import storage
+
+    out = out or default_out(lake, dates)
+    storage.write_bytes(out, render(lake, dates).encode())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="voicelake report",
+        description="Write one static HTML page with the runs' numbers and figures of the lake's "
+                    "calls, channels, failures and gaps for the given days.",
+        epilog="example: voicelake report --lake demo-work/lake --dates 2024-05-14")
+    parser.add_argument("--lake", required=True, help="root of the lake (s3://bucket/prefix or a local path)")
+    parser.add_argument("--dates", required=True, type=parse_dates,
+                        help="YYYY-MM-DD, a comma-separated list, or FIRST..LAST")
+    parser.add_argument("--out", default=None,
+                        help="where to write the page (default: <lake>/_runs/<dates>/report.html "
+                             "for a local lake, ./voicelake-report-<dates>.html for an S3 lake)")
+    args = parser.parse_args(argv)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("voicelake report: matplotlib is not installed: pip install 'voicelake[report]'",
+              file=sys.stderr)
+        return 2
+    print(write_report(args.lake, args.dates, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
