@@ -40,9 +40,13 @@ def configure(workdir: Path, home: Path, port: int) -> Path:
         f"discovery.uri=http://127.0.0.1:{port}",
         "node.environment=voicelake_test",
         "node.id=voicelake-test",
+        "node.internal-address=127.0.0.1",  # announce loopback, not whatever interface comes first
         f"plugin.dir={plugins}",
         "query.max-memory=512MB",
         "query.max-memory-per-node=512MB",
+        # one node that pings itself: on a loaded 2-core machine a slow ping would mark it failed
+        # and fail queries with NO_NODES_AVAILABLE
+        "failure-detector.enabled=false",
     ])
     _write(etc / "log.properties", ["io.trino=WARN", "io.trino.server.Server=INFO"])
     _write(etc / "catalog" / f"{CATALOG}.properties", [
@@ -52,6 +56,7 @@ def configure(workdir: Path, home: Path, port: int) -> Path:
         "fs.native-local.enabled=true",
         "local.location=/",
         "hive.ignore-absent-partitions=true",
+        "hive.table-statistics-enabled=false",  # projected partitions have none in the metastore
     ])
     (workdir / "metastore").mkdir(exist_ok=True)
     return etc
@@ -69,11 +74,26 @@ def command(java: Path, home: Path, etc: Path) -> list[str]:
     ]
 
 
+def _get(url: str, data: bytes | None = None) -> dict:
+    request = urllib.request.Request(url, data=data, headers={"X-Trino-User": "voicelake"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
 def _started(port: int) -> bool:
-    """Trino answers HTTP before it has loaded its plugins; /v1/info says when it is ready."""
+    """Trino answers HTTP before it has loaded its plugins (/v1/info says when it has), and runs a
+    query only once it has seen its own node announce itself, a few seconds later: until then a
+    scan fails with NO_NODES_AVAILABLE.  So a small query that needs a worker must succeed."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/info", timeout=2) as response:
-            return json.load(response).get("starting") is False
+        if _get(f"http://127.0.0.1:{port}/v1/info").get("starting") is not False:
+            return False
+        result = _get(f"http://127.0.0.1:{port}/v1/statement",
+                      b"SELECT count(*) FROM (VALUES 1, 2) AS t(x)")
+        rows = result.get("data", [])
+        while "nextUri" in result:  # the rows come in the pages before the last
+            result = _get(result["nextUri"])
+            rows += result.get("data", [])
+        return rows == [[2]]
     except OSError:
         return False
 
