@@ -155,7 +155,7 @@ def test_a_failing_run_prints_the_cause_in_one_line_and_keeps_the_traceback(worl
     first, second = done.stderr.splitlines()[-2:]
     # the innermost error, and the stage Beam names
     assert re.fullmatch(r"voicelake run failed: NotADirectoryError: \[Errno 20\] Not a directory: "
-                        rf"'{re.escape(str(blocked))}/[a-z]+' \[while running '[^']+'\]", first), first
+                        rf"'{re.escape(str(blocked))}/[a-z_]+' \[while running '[^']+'\]", first), first
     assert second == f"  the traceback and the workers' output are in {log}"
     assert len(done.stderr.splitlines()) <= 4
     assert "Traceback (most recent call last)" in log.read_text()

@@ -38,9 +38,10 @@ def pipeline_args(world, output: Path, kvs_url: str | None = None, *extra: str) 
 
 
 def without_run(summary: dict) -> dict:
-    """A summary without what differs from run to run: its "run" part (wall time, CPU, paths) and
-    the CPU each stage took."""
-    counters = {k: v for k, v in summary["counters"].items() if not k.endswith(".cpu_ms")}
+    """A summary without what differs from run to run: its "run" part (wall time, CPU, paths), the
+    CPU each stage took and the throttling met on the way."""
+    counters = {k: v for k, v in summary["counters"].items()
+                if not k.endswith((".cpu_ms", ".throttled_retries"))}
     return {**{k: v for k, v in summary.items() if k != "run"}, "counters": counters}
 
 

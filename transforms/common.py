@@ -28,6 +28,10 @@ class KvsDoFn(beam.DoFn):
         self.endpoint_url, self.region = endpoint_url, region
         self.max_attempts, self.retry_budget_s = max_attempts, retry_budget_s
 
+    def throttled_since(self, seen: int) -> int:
+        """Throttled answers met since ``seen`` (this worker's count), for a stage's counter."""
+        return self.archive.retry.throttled - seen
+
     def setup(self):
         self.archive = KvsArchive(endpoint_url=self.endpoint_url, region=self.region,
                                   retry=RetryPolicy(max_attempts=self.max_attempts,

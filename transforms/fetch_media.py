@@ -90,6 +90,7 @@ class _FetchStream(KvsDoFn):
         self.bytes = Metrics.counter(NAMESPACE, "bytes_fetched")
         self.ranges = progress.counted(Metrics.counter(NAMESPACE, "ranges"))  # fetched
         self.cpu_ms = Metrics.counter(NAMESPACE, "cpu_ms")  # this stage's own CPU, for profiles
+        self.throttled = Metrics.counter(NAMESPACE, "throttled_retries")
 
     def process(self, element):
         _, ranges = element
@@ -97,8 +98,9 @@ class _FetchStream(KvsDoFn):
                                                 r.range_index))
         for _, call_ranges in groupby(ordered, key=lambda r: (call_key(r.call), r.stream_index)):
             call_ranges = list(call_ranges)
-            started = time.thread_time()
+            started, throttled = time.thread_time(), self.archive.retry.throttled
             fetched = self.fetch_stream(call_ranges)
+            self.throttled.inc(self.throttled_since(throttled))
             self.cpu_ms.inc(int((time.thread_time() - started) * 1000))
             yield call_key(call_ranges[0].call), fetched
 

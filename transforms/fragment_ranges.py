@@ -45,6 +45,7 @@ class _PlanRanges(KvsDoFn):
         self.selector, self.pad_ms, self.per_range = selector, pad_ms, per_range
         self.listed = Metrics.counter(NAMESPACE, "fragments_listed")
         self.ranges = progress.counted(Metrics.counter(NAMESPACE, "ranges"))  # planned
+        self.throttled = Metrics.counter(NAMESPACE, "throttled_retries")
 
     def _streams(self, call: CallSpec):
         """(stream index, arn, span) for every stream to read, discovering Chime pools."""
@@ -56,6 +57,13 @@ class _PlanRanges(KvsDoFn):
                 index += 1
 
     def process(self, call: CallSpec):
+        throttled = self.archive.retry.throttled
+        try:
+            yield from self.plan(call)
+        finally:
+            self.throttled.inc(self.throttled_since(throttled))
+
+    def plan(self, call: CallSpec):
         try:
             planned = []
             for index, arn, span in self._streams(call):

@@ -70,6 +70,7 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
+    throttled: int = 0  # throttled answers met so far (each one retried or given up on)
 
     def delay(self, attempt: int) -> float:
         """Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^attempt)]."""
@@ -80,6 +81,8 @@ class RetryPolicy:
 
     def wait_or_give_up(self, attempt: int, deadline: float, exc: BaseException, attempts: int) -> None:
         """Sleep before the next attempt, or raise the fault's KvsError once the budget is spent."""
+        if error_code(exc) == "ClientLimitExceededException":
+            self.throttled += 1
         delay = self.delay(attempt)
         if self.clock() + delay > deadline:
             code = error_code(exc) or type(exc).__name__
