@@ -76,7 +76,8 @@ def check_engine_versions(options: PipelineOptions) -> None:
                 raise ValueError(problem)
 
 
-def run(argv: list[str]) -> dict:
+def run(argv: list[str], engine: str | None = None) -> dict:
+    """Run the job; ``engine`` (``voicelake demo --engine``) is only recorded in the summary."""
     options = PipelineOptions(argv)
     check_engine_versions(options)
     if not options.view_as(StandardOptions).runner:
@@ -88,6 +89,10 @@ def run(argv: list[str]) -> dict:
     result = pipeline.run()
     result.wait_until_finish()
     summary = summarise(result, dates)
+    # which runner wrote this day: lakes are byte-identical across runners, the run log says which ran
+    summary["runner"] = options.view_as(StandardOptions).runner
+    if engine:
+        summary["engine"] = engine
     write_bytes(summary_path(opts.output, dates),
                 (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode())
     return summary

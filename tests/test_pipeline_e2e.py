@@ -200,7 +200,9 @@ def test_the_portable_runner_with_a_loopback_worker_writes_the_same_lake(world, 
         args = [a for a in pipeline_args(world, tmp_path) if not a.startswith("--runner")]
         run(args + ["--runner=PortableRunner", f"--job_endpoint=localhost:{port}",
                     "--environment_type=LOOPBACK"])
-    assert file_digests(tmp_path) == digests
+    # the run log (_runs/) records which runner wrote the lake; the lake itself is the same
+    lake_only = lambda d: {k: v for k, v in d.items() if not k.startswith("_runs/")}  # noqa: E731
+    assert lake_only(file_digests(tmp_path)) == lake_only(digests)
 
 
 def test_without_streaming_events_chime_calls_are_found_by_their_transaction_tags(world, tmp_path):
