@@ -389,16 +389,24 @@ def spark_home(folder: Path, engine: engines.JavaEngine) -> Path:
     return home
 
 
+def spark_env(folder: Path) -> dict[str, str]:
+    """What Spark's scripts (load-spark-env.sh) would have set for its JVMs."""
+    return {**os.environ, "SPARK_HOME": str(folder / "spark-home"),
+            # the Worker's launcher finds the executor's jars by it ("Cannot find any build directories")
+            "SPARK_SCALA_VERSION": "2.12",
+            # else the driver and executors advertise the machine's first non-loopback address
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_WORKER_DIR": str(folder / "work"), "SPARK_LOG_DIR": str(folder / "logs")}
+
+
 def start_spark(state: Path | None = None, *, worker_cores: int = 2, worker_memory: str = "2g",
                 sdk_workers: str = "process", free_ports: bool = False) -> Cluster:
     engine = engines.SPARK
     require_engine(engine)
     folder = fresh_state("spark", state)
     ports = pick_ports("spark", free_ports)
-    home = spark_home(folder, engine)
-    # SPARK_LOCAL_IP: else the driver and executors advertise the machine's first non-loopback address
-    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1",
-           "SPARK_WORKER_DIR": str(folder / "work"), "SPARK_LOG_DIR": str(folder / "logs")}
+    spark_home(folder, engine)
+    env = spark_env(folder)
     if sdk_workers != "process":
         raise ValueError("spark-cluster runs PROCESS SDK workers (in each executor)")
     master_url = f"spark://127.0.0.1:{ports['master']}"
@@ -426,8 +434,7 @@ def start_spark(state: Path | None = None, *, worker_cores: int = 2, worker_memo
 def start_spark_worker(cluster: Cluster, env: dict | None = None, cores: int = 2, memory: str = "2g") -> None:
     """One Worker (again, after a lost one: what a supervisor would do), registered with the master."""
     engine, ports, folder = engines.SPARK, cluster.ports, cluster.folder
-    env = env or {**os.environ, "SPARK_HOME": str(folder / "spark-home"), "SPARK_LOCAL_IP": "127.0.0.1",
-                  "SPARK_WORKER_DIR": str(folder / "work"), "SPARK_LOG_DIR": str(folder / "logs")}
+    env = env or spark_env(folder)
     cluster.launch("worker", [
         java(), "-Xmx512m", *SPARK_JAVA_OPTS, f"-Dvoicelake.cluster={folder}", "-cp", f"{engine.lib()}/*",
         "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", str(cores),

@@ -36,12 +36,14 @@ def require(path: Path | None, tool: str) -> Path:
 
 
 @contextlib.contextmanager
-def engine_options(engine: str, folder: Path, *, sdk_workers: str = "process",
-                   announce=print) -> Iterator[list[str]]:
+def engine_options(engine: str, folder: Path, *, sdk_workers: str = "process", announce=print,
+                   cluster: dict | None = None) -> Iterator[list[str]]:
     """Beam options that run a job on ``engine``; started processes are stopped on leaving.
 
     ``folder`` holds what the engine needs on disk (worker boot script, cluster state and logs).
-    ``announce`` is told, in one line each, what was started and where it listens.
+    ``announce`` is told, in one line each, what was started and where it listens. ``cluster`` holds
+    settings for ``runners.clusters.start`` (e.g. ``{"taskmanagers": 1}``); a started cluster's state,
+    processes included, is in ``folder/cluster/cluster.json``.
     """
     folder.mkdir(parents=True, exist_ok=True)
     if engine == "fnapi":
@@ -59,13 +61,13 @@ def engine_options(engine: str, folder: Path, *, sdk_workers: str = "process",
     elif engine in ("flink-cluster", "spark-cluster"):
         name = engine.removesuffix("-cluster")
         require(engines.job_server_jar(name), f"{name}-job-server")
-        settings = {"sdk_workers": sdk_workers} if name == "flink" else {}
-        cluster = clusters.start(name, folder / "cluster", free_ports=True, **settings)
+        settings = {"sdk_workers": sdk_workers, **(cluster or {})}
+        running = clusters.start(name, folder / "cluster", free_ports=True, **settings)
         try:
-            for line in cluster.describe():
+            for line in running.describe():
                 announce(f"  started {line}")
-            yield cluster.beam_options
+            yield running.beam_options
         finally:
-            announce(f"  stopped {', '.join(cluster.stop())}")
+            announce(f"  stopped {', '.join(running.stop())}")
     else:
         raise ValueError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
