@@ -73,6 +73,14 @@ TASKMANAGER_MEMORY_MB = {
     "jvm-metaspace.size": 256, "jvm-overhead.min": 192, "jvm-overhead.max": 192,
 }
 
+# Beam options that make a Flink job restart after losing a TaskManager. Beam 2.62 translates a batch
+# pipeline to Flink's DataSet API and gives it no restart strategy (--number_of_execution_retries is
+# applied to DataStream jobs only, and Flink 1.19 takes none from a job's configuration), so a lost JVM
+# fails the job unless the cluster's own config sets one. With --streaming the same pipeline is
+# translated to a DataStream job, which gets a fixed-delay strategy from these options. The delay
+# outlasts heartbeat.timeout below: the restarted job is not placed on the lost TaskManager's slots.
+FLINK_RESTARTS = ["--streaming", "--number_of_execution_retries=3", "--execution_retry_delay=12000"]
+
 DEFAULT_PORTS = {
     "flink": {"rest": 8081, "rpc": 6123, "job": 8099, "artifact": 8098, "expansion": 8097},
     "spark": {"master": 7077, "master_ui": 8080, "worker_ui": 8082, "job": 8199, "artifact": 8198,
@@ -323,8 +331,11 @@ def start_flink(state: Path | None = None, *, taskmanagers: int = 2, slots: int 
         boot = boot_script(folder)
     else:
         raise ValueError(f"sdk workers must be process or external, not {sdk_workers!r}")
+    # The job server reads no cluster config (a job's own Flink settings come with --flink_conf_dir, which
+    # FLINK_CONF_DIR would override), so the job's parallelism is an option: one subtask per slot.
     cluster = Cluster("flink", str(folder), sdk_workers, ports, [
-        "--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{ports['job']}", *options])
+        "--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{ports['job']}",
+        f"--parallelism={slots * taskmanagers}", *options])
     try:
         jobmanager = cluster.launch("jobmanager", [
             java(), "-Xmx512m", "-Xms512m", *FLINK_JAVA_OPTS, mark, *classpath,
@@ -347,7 +358,7 @@ def start_flink(state: Path | None = None, *, taskmanagers: int = 2, slots: int 
         wait_for_taskmanagers(cluster, taskmanagers)
         job_server = cluster.launch("job-server", job_server_command(
             engine, folder, f"--flink-master=127.0.0.1:{ports['rest']}", ports),
-            {k: ports[k] for k in ("job", "artifact", "expansion")}, env=env)
+            {k: ports[k] for k in ("job", "artifact", "expansion")})
         cluster.wait_for_port(job_server, ports["job"])
         for pool in (p for p in cluster.processes if p.role.startswith("sdk-pool")):
             cluster.wait_for_port(pool, POOL_PORT)
