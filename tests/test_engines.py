@@ -223,6 +223,28 @@ def test_the_demo_on_every_engine_writes_the_default_engines_lake_and_stops_what
         assert f"  stopped {', '.join(reversed(expected))}" in done.stdout
 
 
+def test_a_process_worker_takes_its_endpoints_from_the_provision_service():
+    """Java runners start PROCESS workers with only --id and --provision_endpoint."""
+    from apache_beam.portability.api import beam_provision_api_pb2, endpoints_pb2
+    from google.protobuf import struct_pb2
+
+    from runners import worker_boot
+
+    args = worker_boot.parse_args(["--id=1-1", "--provision_endpoint=localhost:1"])
+    options = struct_pb2.Struct()
+    options.update({"beam:option:default_sdk_harness_log_level:v1": "WARN"})
+    info = beam_provision_api_pb2.ProvisionInfo(
+        pipeline_options=options, runner_capabilities=["beam:protocol:control_response_elements_embedding:v1"],
+        control_endpoint=endpoints_pb2.ApiServiceDescriptor(url="localhost:2"),
+        logging_endpoint=endpoints_pb2.ApiServiceDescriptor(url="localhost:3"))
+    env = worker_boot.worker_environment(args, info)
+    assert {k: v for k, v in env.items() if k != "PIPELINE_OPTIONS"} == {
+        "WORKER_ID": "1-1", "CONTROL_API_SERVICE_DESCRIPTOR": 'url: "localhost:2"',
+        "LOGGING_API_SERVICE_DESCRIPTOR": 'url: "localhost:3"',
+        "RUNNER_CAPABILITIES": "beam:protocol:control_response_elements_embedding:v1"}
+    assert json.loads(env["PIPELINE_OPTIONS"]) == {"beam:option:default_sdk_harness_log_level:v1": "WARN"}
+
+
 # --- a cluster loses a JVM while media is fetched -------------------------------------------------------
 
 def on_first_media_request(world, action):
@@ -247,21 +269,37 @@ def restore_kvs(world):
     world.kvs.service.__dict__.pop("operation", None)
 
 
+def cluster_command(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runners.clusters", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
 def test_flink_restarts_the_job_on_the_surviving_taskmanager_when_one_is_killed(
         world, default_run, tmp_path, restore_kvs):
+    """Also the cluster commands users run: start (printing ports and the options), status, stop."""
     fetched("flink-job-server")
     _, digests = default_run
+    state = tmp_path / "flink"
     # two slots each: after the loss, the survivor alone has the job's parallelism of 2
-    cluster = clusters.start_flink(tmp_path / "flink", taskmanagers=2, slots=2, free_ports=True)
+    started = cluster_command("flink", "start", "--state", str(state), "--slots", "2", "--free-ports")
+    assert started.returncode == 0, started.stderr[-3000:]
+    cluster = clusters.Cluster.load(state)
     try:
+        roles = [line.split()[0] for line in started.stdout.splitlines()[1:5]]
+        assert roles == ["jobmanager", "taskmanager-1", "taskmanager-2", "job-server"]
+        assert f"rest 127.0.0.1:{cluster.ports['rest']}" in started.stdout
+        assert (f"submit with: voicelake run … --runner=PortableRunner "
+                f"--job_endpoint=127.0.0.1:{cluster.ports['job']} --parallelism=4") in started.stdout
         killed = []
         fired = on_first_media_request(world, lambda: killed.append(cluster.kill("taskmanager-1")))
         on_flink = run(engine_args(world, tmp_path / "lake") + cluster.beam_options
                        + ["--parallelism=2", "--default_sdk_harness_log_level=WARN", *clusters.FLINK_RESTARTS])
         jobs = clusters.flink_rest(cluster, "/jobs/overview")["jobs"]
         exceptions = clusters.flink_rest(cluster, f"/jobs/{jobs[0]['jid']}/exceptions")
+        status = cluster_command("flink", "status", "--state", str(state))
+        stopped = cluster_command("flink", "stop", "--state", str(state))
     finally:
-        cluster.stop()
+        clusters.Cluster.load(state).stop()
     assert fired.is_set() and len(killed) == 1
     assert [j["state"] for j in jobs] == ["FINISHED"]
     # the job did lose tasks to the kill, and recovered by restarting
@@ -271,6 +309,14 @@ def test_flink_restarts_the_job_on_the_surviving_taskmanager_when_one_is_killed(
     # The lake is exact; Beam's metrics of a recovered run are not (the lost TaskManager's counts are
     # gone, the restarted tasks count again), so the summary only says who ran it.
     assert on_flink["runner"] == "PortableRunner"
+    assert status.returncode == 1
+    assert [line.split()[:4] for line in status.stdout.splitlines()[1:5]] == [
+        ["jobmanager", "pid", str(cluster.role("jobmanager").pid), "up"],
+        ["taskmanager-1", "pid", str(killed[0]), "DOWN"],
+        ["taskmanager-2", "pid", str(cluster.role("taskmanager-2").pid), "up"],
+        ["job-server", "pid", str(cluster.role("job-server").pid), "up"]]
+    assert stopped.stdout == "stopped job-server, taskmanager-2, taskmanager-1, jobmanager\n"
+    assert not any(p.alive() for p in cluster.processes)
 
 
 def test_spark_reruns_the_lost_tasks_on_a_restarted_worker_when_the_worker_is_killed(
