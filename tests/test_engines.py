@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -187,6 +188,9 @@ def demo(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
     log = workdir / "pipeline.log"
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:],
                                   log.read_text()[-5000:] if log.exists() else "")
+    deadline = time.time() + 15  # a stopped server may take a moment to exit
+    while processes_with(marker) and time.time() < deadline:
+        time.sleep(0.5)
     assert processes_with(marker) == [], "the demo left processes running"
     truth = json.loads((workdir / "truth.json").read_text())
     return done, json.loads((workdir / "lake/_runs" / truth["date"] / "summary.json").read_text())
