@@ -1,10 +1,15 @@
-"""The same seeded calls on every engine this machine can run, from one run: wall time, CPU,
-audio-hours per CPU-hour and the speed-up of 2 workers over 1.
+"""The same seeded calls on every engine, from one run: wall time, audio-hours per CPU-hour (JVMs and
+SDK workers counted), throttled responses the KVS emulator sent, peak RSS per process, and the speed-up
+of 2 TaskManagers over 1 on a standalone Flink cluster.
 
-Each engine runs `voicelake run` as a child process tree (JVMs would be counted the same way);
-the local S3 and KVS emulator serve from this process and are not counted.  Engines that need a
-job-server jar (Flink, Spark) are listed as missing when `runners/fetch_engines.sh` could not get
-it.  Timings are printed, never asserted.
+Each job runs as `voicelake run` in a child process with the engine's options (`runners/launch.py`, the
+same code as `voicelake demo --engine`). CPU counted: that child and everything it started (job-server
+JVMs, Prism, SDK workers), plus, for a standalone cluster, every process of the cluster (JobManager,
+TaskManagers, master, worker, executors and the SDK workers they start), as their CPU grew during the
+job. A cluster's start-up is not in the wall time (a cluster outlives one night's job); an embedded
+engine's JVM start-up is. The local S3 and KVS emulator serve from this process and are not counted.
+The emulator paces like KVS (5 requests per second per stream and API). Timings are printed, never
+asserted.
 
     python benchmarks/engines.py [--connect-calls 4] [--chime-calls 2] [--call-seconds 180]
 """
@@ -12,49 +17,148 @@ from __future__ import annotations
 
 import filecmp
 import os
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from measure import measured, seeded_world_arguments  # noqa: E402
-from runners import engines  # noqa: E402
+from measure import seeded_world_arguments  # noqa: E402
+from runners import clusters, engines  # noqa: E402
+from runners.launch import engine_options  # noqa: E402
 from runners.local.kvs_emulator import start_emulator  # noqa: E402
 from runners.local.kvs_store import KvsStore  # noqa: E402
-from runners.local.processes import free_port, job_service_command, serving  # noqa: E402
 from runners.local.s3 import environment, local_s3  # noqa: E402
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, seed_world  # noqa: E402
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# (label, engine, cluster settings)
+RUNS = [
+    ("fnapi (2 worker processes)", "fnapi", None),
+    ("prism", "prism", None),
+    ("flink [local], parallelism 2", "flink", None),
+    ("flink-cluster, 1 TaskManager", "flink-cluster", {"taskmanagers": 1}),
+    ("flink-cluster, 2 TaskManagers", "flink-cluster", {"taskmanagers": 2}),
+    ("spark local[2]", "spark", None),
+    ("spark-cluster (1 worker, 2 cores)", "spark-cluster", None),
+]
+# what a process is, from its command line
+KINDS = [("sdk_worker_main", "SDK worker"), ("runners.worker_boot", "SDK worker"),
+         ("CoarseGrainedExecutorBackend", "executor"), ("JobServerDriver", "job server"),
+         ("-job-server-", "job server"), ("TaskManagerRunner", "TaskManager"),
+         ("StandaloneSessionClusterEntrypoint", "JobManager"), ("deploy.master.Master", "master"),
+         ("deploy.worker.Worker", "worker"), ("runners.worker_pool", "SDK pool"), ("prism", "prism"),
+         ("pipeline.cli", "voicelake run")]
 
-def engine_options(job_port: int) -> dict[str, list[str] | str]:
-    """Engine name -> Beam options, or the reason it cannot run here."""
-    options: dict[str, list[str] | str] = {
-        "FnApiRunner, 1 worker process": ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
-                                          "--direct_num_workers=1"],
-        "FnApiRunner, 2 worker processes": ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
-                                            "--direct_num_workers=2"],
-        "PortableRunner, local job service, LOOPBACK": [
-            "--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}", "--environment_type=LOOPBACK"],
-    }
-    prism = engines.prism_path()
-    options["DirectRunner on Prism"] = (["--runner=DirectRunner", f"--prism_location={prism}"] if prism
-                                        else "Prism is not built (bash runners/fetch_engines.sh prism)")
-    for engine in ("flink", "spark"):
-        jar = engines.job_server_jar(engine)
-        if jar is None:
-            options[f"{engine.title()}Runner"] = "no Beam 2.77.0 job-server jar (not served by the registry here)"
-        elif engine == "flink":
-            options["FlinkRunner [local], parallelism 1"] = [
-                "--runner=FlinkRunner", "--flink_master=[local]", "--parallelism=1",
-                f"--flink_job_server_jar={jar}", "--environment_type=LOOPBACK"]
-            options["FlinkRunner [local], parallelism 2"] = [
-                "--runner=FlinkRunner", "--flink_master=[local]", "--parallelism=2",
-                f"--flink_job_server_jar={jar}", "--environment_type=LOOPBACK"]
-        else:
-            options["SparkRunner local[2]"] = ["--runner=SparkRunner", "--spark_master_url=local[2]",
-                                               f"--spark_job_server_jar={jar}", "--environment_type=LOOPBACK"]
-    return options
+
+def proc_table() -> dict[int, tuple[int, int, float]]:
+    """pid -> (parent, process group, CPU seconds of it and its reaped children)."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu = sum(int(f) for f in fields[11:15]) / CLOCK_TICKS  # utime stime cutime cstime
+        table[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), cpu)
+    return table
+
+
+def members(table, roots: set[int], groups: set[int]) -> set[int]:
+    """The processes under ``roots`` and in ``groups``."""
+    children = defaultdict(list)
+    for pid, (parent, _, _) in table.items():
+        children[parent].append(pid)
+    found = {pid for pid, (_, group, _) in table.items() if group in groups}
+    todo = [r for r in roots if r in table]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo += children[pid]
+    return found
+
+
+def kind(pid: int) -> str:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "?"
+    return next((name for marker, name in KINDS if marker in cmd), cmd.split(" ")[0].rsplit("/", 1)[-1])
+
+
+class Watch(threading.Thread):
+    """Samples the peak RSS (VmHWM) of every process of a job, keyed by what the process is."""
+
+    def __init__(self, roots: set[int], groups: set[int]):
+        super().__init__(daemon=True)
+        self.roots, self.groups, self.done = roots, groups, threading.Event()
+        self.peak: dict[int, tuple[str, float]] = {}
+
+    def run(self):
+        while not self.done.wait(0.2):
+            for pid in members(proc_table(), self.roots, self.groups):
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                hwm = next((int(line.split()[1]) / 1024 for line in status.splitlines()
+                            if line.startswith("VmHWM:")), 0.0)
+                name = self.peak.get(pid, (None, 0))[0] or kind(pid)
+                self.peak[pid] = (name, max(hwm, self.peak.get(pid, ("", 0.0))[1]))
+
+    def by_kind(self) -> str:
+        kinds = defaultdict(list)
+        for name, mb in self.peak.values():
+            if mb:
+                kinds[name].append(mb)
+        return ", ".join(f"{name} {max(mbs):.0f}" + (f" (x{len(mbs)})" if len(mbs) > 1 else "")
+                         for name, mbs in sorted(kinds.items(), key=lambda kv: -max(kv[1])))
+
+
+def cluster_groups(folder: Path) -> set[int]:
+    cluster = clusters.Cluster.load(folder / "cluster")
+    return {p.pid for p in cluster.processes} if cluster else set()  # each leads its own group
+
+
+def group_cpu(groups: set[int]) -> float:
+    table = proc_table()
+    return sum(table[p][2] for p in members(table, set(), groups))
+
+
+def measure_job(command: list[str], groups: set[int]) -> dict:
+    cluster_cpu = group_cpu(groups)
+    log = tempfile.TemporaryFile()
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    watch = Watch({child.pid}, groups)
+    watch.start()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    watch.done.set()
+    watch.join()
+    if status != 0:
+        log.seek(0)
+        raise SystemExit(f"{command[:4]} failed:\n{log.read().decode()[-3000:]}")
+    cpu = usage.ru_utime + usage.ru_stime + group_cpu(groups) - cluster_cpu
+    return {"wall_s": wall, "cpu_s": cpu, "rss": watch.by_kind()}
+
+
+class ThrottleCount:
+    """Counts the requests the emulator's KVS-like pacing refused (ClientLimitExceededException)."""
+
+    def __init__(self, limiter):
+        self.refused, self._admit = 0, limiter.admit
+        limiter.admit = self.admit
+
+    def admit(self, key) -> bool:
+        admitted = self._admit(key)
+        self.refused += not admitted
+        return admitted
 
 
 def same_lake(a: Path, b: Path) -> bool:
@@ -66,39 +170,44 @@ def same_lake(a: Path, b: Path) -> bool:
 def main() -> None:
     config, work = seeded_world_arguments("voicelake-engines-", connect_calls=4, chime_calls=2,
                                           call_seconds=180.0, bucket="engines")
-    port = free_port()
     results = []
-    with serving(job_service_command(port), port):
-        with local_s3() as s3, start_emulator(work / "kvs", tps_limit=None) as kvs, \
-                environment(s3.environment()):
-            truth = seed_world(s3.client(), KvsStore(work / "kvs"), config)
-            audio_h = sum(c["channels"][0]["samples"] for c in truth.calls) / 8000 / 3600
-            bucket = f"s3://{config.bucket}/"
-            for n, (name, options) in enumerate(engine_options(port).items()):
-                if isinstance(options, str):
-                    results.append((name, options, None))
-                    continue
-                lake = work / f"lake-{n}"
-                results.append((name, measured([
-                    sys.executable, "-m", "pipeline.cli", "run", f"--date={config.date}",
-                    f"--ctr_prefix={bucket}{PREFIX_CTR}", f"--sdr_prefix={bucket}{PREFIX_SDR}",
-                    f"--events_prefix={bucket}{PREFIX_EVENTS}", f"--output={lake}",
-                    f"--kvs_endpoint_url={kvs.url}", *options], dict(os.environ)), lake))
-    reference = next(lake for _, m, lake in results if lake is not None)
-    print(f"{len(truth.calls)} calls, {audio_h * 60:.1f} audio-minutes, {os.cpu_count()} CPUs")
-    print(f"{'engine':46} {'wall s':>7} {'CPU s':>7} {'audio-h/CPU-h':>14} {'peak RSS MB':>12} {'same lake':>10}")
-    for name, m, lake in results:
+    # fixed ports before any cluster starts: its workers inherit the S3 address from this environment
+    with local_s3(port=clusters.free_port()) as s3, start_emulator(work / "kvs", port=clusters.free_port()) as kvs, \
+            environment(s3.environment()):
+        truth = seed_world(s3.client(), KvsStore(work / "kvs"), config)
+        audio_h = sum(c["channels"][0]["samples"] for c in truth.calls) / 8000 / 3600
+        throttles = ThrottleCount(kvs.service.limiter)
+        bucket = f"s3://{config.bucket}/"
+        for n, (label, engine, settings) in enumerate(RUNS):
+            folder, lake = work / f"engine-{n}", work / f"lake-{n}"
+            try:
+                with engine_options(engine, folder, cluster=settings, announce=lambda line: None) as options:
+                    before = throttles.refused
+                    m = measure_job([
+                        sys.executable, "-m", "pipeline.cli", "run", f"--date={config.date}",
+                        f"--ctr_prefix={bucket}{PREFIX_CTR}", f"--sdr_prefix={bucket}{PREFIX_SDR}",
+                        f"--events_prefix={bucket}{PREFIX_EVENTS}", f"--output={lake}",
+                        f"--kvs_endpoint_url={kvs.url}", *options, "--default_sdk_harness_log_level=WARN"],
+                        cluster_groups(folder))
+                    m["throttled"] = throttles.refused - before
+                results.append((label, m, lake))
+            except SystemExit as reason:  # an engine that is not fetched, or a failed job
+                results.append((label, str(reason).splitlines()[0], None))
+    reference = results[0][2]
+    print(f"{len(truth.calls)} calls, {audio_h * 60:.1f} audio-minutes, {os.cpu_count()} CPUs, "
+          f"Beam SDK {engines.sdk_version()}, Java runners {engines.RUNNER_RELEASE}")
+    print(f"{'engine':36} {'wall s':>7} {'CPU s':>7} {'audio-h/CPU-h':>14} {'throttled':>9} {'same lake':>9}"
+          f"  peak RSS MB per process")
+    for label, m, lake in results:
         if lake is None:
-            print(f"{name:46} not run: {m}")
+            print(f"{label:36} not run: {m}")
             continue
-        print(f"{name:46} {m['wall_s']:7.1f} {m['cpu_s']:7.1f} {audio_h / (m['cpu_s'] / 3600):14.0f} "
-              f"{m['peak_rss_mb']:12.0f} {'yes' if same_lake(reference, lake) else 'NO':>10}")
-    walls = {name: m["wall_s"] for name, m, lake in results if lake is not None}
-    one, two = walls["FnApiRunner, 1 worker process"], walls["FnApiRunner, 2 worker processes"]
-    print(f"speed-up of 2 worker processes over 1 (FnApiRunner, wall): {one / two:.2f}x")
-    if "FlinkRunner [local], parallelism 2" in walls:
-        flink = walls["FlinkRunner [local], parallelism 1"] / walls["FlinkRunner [local], parallelism 2"]
-        print(f"speed-up of parallelism 2 over 1 (Flink, wall): {flink:.2f}x")
+        print(f"{label:36} {m['wall_s']:7.1f} {m['cpu_s']:7.1f} {audio_h / (m['cpu_s'] / 3600):14.0f} "
+              f"{m['throttled']:9d} {'yes' if same_lake(reference, lake) else 'NO':>9}  {m['rss']}")
+    walls = {label: m["wall_s"] for label, m, lake in results if lake is not None}
+    one, two = walls.get("flink-cluster, 1 TaskManager"), walls.get("flink-cluster, 2 TaskManagers")
+    if one and two:
+        print(f"speed-up of 2 TaskManagers over 1 (flink-cluster, wall): {one / two:.2f}x")
 
 
 if __name__ == "__main__":

@@ -243,8 +243,9 @@ def voicelake_options(argv: list[str]) -> argparse.Namespace:
     return parser.parse_known_args(argv)[0]
 
 
-def run(argv: list[str], *, progress=None, log_file: str | None = None) -> dict:
-    """Run the pipeline; ``progress`` (a function taking one line) gets the progress lines."""
+def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: str | None = None) -> dict:
+    """Run the pipeline; ``progress`` (a function taking one line) gets the progress lines;
+    ``engine`` (``voicelake demo --engine``) is only recorded in the summary."""
     started, cpu_before = time.monotonic(), _cpu_seconds()
     given = voicelake_options(argv)
     dates = run_dates(given)
@@ -301,7 +302,9 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None) -> dict:
         warnings.append(f"{partitions_path(opts.output, dates)} not written: {exc}")
         log.warning("voicelake run %s: %s", label, warnings[-1])
     summary["run"] = {
+        # which runner wrote this day: lakes are byte-identical across runners, the run log says which
         "runner": options.view_as(StandardOptions).runner,
+        **({"engine": engine} if engine else {}),
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 1),  # this machine's processes only: not remote workers
         "audio_hours_per_cpu_hour": round(summary["audio_seconds"] / cpu, 1) if cpu > 0 else None,

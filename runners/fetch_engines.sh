@@ -1,35 +1,39 @@
 #!/usr/bin/env bash
-# Fetch what Beam's other engines need into one cache directory; safe to re-run.
+# Fetch and build what Beam's other engines need into one cache directory; safe to re-run.
 #
 #   bash runners/fetch_engines.sh [prism] [flink] [spark] [trino]   # default: all four
 #
 # Cache: ${VOICELAKE_ENGINES:-$HOME/.cache/voicelake/engines}
-#   bin/prism                        Prism, Beam's Go runner, built with `go install` (needs Go)
-#   jars/beam-runners-*-job-server-* Flink and Spark job servers, copied with Maven (needs mvn, Java 11+)
-#   trino-server-<version>/          Trino, Athena engine v3's engine, for tests/test_trino.py:
-#                                    the server tar.gz copied with Maven and unpacked, keeping only
-#                                    the Hive connector (needs Java 24+ to run, e.g. Temurin 25)
-#   logs/                            the tools' own output, for when something could not be fetched
+#   bin/prism                      Prism, Beam's Go runner, built with `go install` (needs Go)
+#   flink-1.19/lib/                Beam's Flink 1.19 runner and Flink itself: the cluster JVMs' classpath
+#   flink-1.19/beam-runners-flink-1.19-job-server-<beam>.jar   the same, shaded into a runnable job server
+#   spark-3.5/lib/, spark-3.5/beam-runners-spark-3-job-server-<beam>.jar   likewise for Spark 3.5
+#   trino-server-<version>/        Trino, Athena engine v3's engine, for tests/test_trino.py:
+#                                  the server tar.gz copied with Maven and unpacked, keeping only
+#                                  the Hive connector (needs Java 24+ to run, e.g. Temurin 25)
+#   logs/                          the tools' own output, for when something could not be made
+# Maven resolves the Java runners with runners/pom.xml (needs mvn and Java 11+); a folder is reused while
+# the pom it was made from is unchanged.
 #
 # Prints one line per engine: "have ..." or "missing ...: <reason>".
-# Exit status: 1 when Prism was asked for and is not there afterwards, except when Go is missing
-# outside CI (a machine without Go skips the Prism tests; CI=true must run them); the same for
-# Trino when Maven is missing or cannot copy it under CI=true. The job-server jars
-# are reported but never fatal: Maven repositories that mirror only part of Central do not serve them.
+# Exit status: 1 when an engine that was asked for is not there afterwards, except when its tool (Go,
+# Maven) is missing outside CI: such a machine skips that engine's tests, while CI=true must run them.
 set -euo pipefail
 
-# Prism and the job servers must be the Beam release the pipeline is built with (setup.py's pin);
-# tests/test_engines.py checks this line against the installed apache_beam.
+# Prism must be the Beam release the pipeline is built with (setup.py's pin); tests/test_engines.py
+# checks this line against the installed apache_beam. The Java runners' release is runners/pom.xml's.
 BEAM_VERSION="2.77.0"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+POM="$HERE/pom.xml"
 CACHE="${VOICELAKE_ENGINES:-$HOME/.cache/voicelake/engines}"
-FLINK_ARTIFACT="org.apache.beam:beam-runners-flink-2.2-job-server:$BEAM_VERSION"
-SPARK_ARTIFACT="org.apache.beam:beam-runners-spark-3-job-server:$BEAM_VERSION"
 # Athena engine v3 is Trino; runners/engines.py names the same version.
 TRINO_VERSION="476"
 TRINO_ARTIFACT="io.trino:trino-server:$TRINO_VERSION:tar.gz"
 
 in_ci() { [ "${CI:-}" = "true" ] || [ "${CI:-}" = "1" ]; }
 report() { printf '%-8s %-6s %s\n' "$1" "$2" "$3"; }
+# a missing build tool fails only under CI (see above)
+tool_missing() { report missing "$1" "$2"; if in_ci; then return 1; fi; return 0; }
 
 # A prism that answers -h and was built for this Beam release is reused as it is.
 prism_ready() {
@@ -43,9 +47,8 @@ fetch_prism() {
     return 0
   fi
   if ! command -v go >/dev/null 2>&1; then
-    report missing prism "Go is not installed; Prism is built from source with Go (1.26+, or 1.21+ fetching its toolchain)"
-    if in_ci; then return 1; fi
-    return 0
+    tool_missing prism "Go is not installed; Prism is built from source with Go (1.26+, or 1.21+ fetching its toolchain)"
+    return
   fi
   mkdir -p "$CACHE/bin" "$CACHE/logs"
   # go install writes the binary straight into GOBIN; the module and build caches are Go's own.
@@ -59,29 +62,38 @@ fetch_prism() {
   fi
 }
 
-# fetch_jar ENGINE GROUP:ARTIFACT:VERSION
-fetch_jar() {
-  local engine="$1" coords="$2" artifact jar log
-  artifact="${coords#*:}"; artifact="${artifact%%:*}"
-  jar="$CACHE/jars/$artifact-$BEAM_VERSION.jar"
+pom_property() { sed -n "s:.*<$1>\(.*\)</$1>.*:\1:p" "$POM" | head -1; }
+
+# fetch_java ENGINE FOLDER JAR: Maven resolves the engine's profile of runners/pom.xml into
+# $CACHE/FOLDER/lib and shades it into $CACHE/FOLDER/JAR, in a temporary folder renamed when complete.
+fetch_java() {
+  local engine="$1" folder="$2" jar="$3" home stamp log tmp
+  home="$CACHE/$folder"
+  stamp="$(sha256sum "$POM" | cut -c1-16)"
   log="$CACHE/logs/$engine.log"
-  if [ -s "$jar" ]; then
-    report have "$engine" "$jar"
+  if [ -s "$home/$jar" ] && [ "$(cat "$home/pom.sha" 2>/dev/null)" = "$stamp" ]; then
+    report have "$engine" "$home/$jar (+ lib/, $(ls "$home/lib" | wc -l) jars)"
     return 0
   fi
   if ! command -v mvn >/dev/null 2>&1; then
-    report missing "$engine" "Maven (mvn) is not installed; it copies $coords"
-    return 0
+    tool_missing "$engine" "Maven (mvn) is not installed; it resolves runners/pom.xml -P $engine"
+    return
   fi
-  mkdir -p "$CACHE/jars" "$CACHE/logs"
+  mkdir -p "$CACHE/logs"
+  tmp="$CACHE/.$folder.partial"
+  rm -rf "$tmp"
   # -U: re-ask the repositories instead of trusting Maven's cached "not found" from an earlier run
-  if mvn -B -q -U dependency:copy -Dartifact="$coords" -DoutputDirectory="$CACHE/jars" >"$log" 2>&1 \
-       && [ -s "$jar" ]; then
-    report have "$engine" "$jar"
+  if mvn -B -U -f "$POM" -P "$engine" -Dengines.build="$tmp" package >"$log" 2>&1 && [ -s "$tmp/$jar" ]; then
+    rm -rf "$tmp/target" "$home"
+    echo "$stamp" >"$tmp/pom.sha"
+    mv "$tmp" "$home"
+    report have "$engine" "$home/$jar (+ lib/, $(ls "$home/lib" | wc -l) jars)"
   elif grep -q -e "Could not find artifact" -e "was not found in" "$log"; then
-    report missing "$engine" "$coords is not served by the Maven repositories configured here (log: $log)"
+    report missing "$engine" "a dependency of runners/pom.xml -P $engine is not served by the Maven repositories configured here (log: $log)"
+    return 1
   else
-    report missing "$engine" "Maven could not copy $coords (log: $log)"
+    report missing "$engine" "Maven could not build runners/pom.xml -P $engine (log: $log)"
+    return 1
   fi
 }
 
@@ -118,14 +130,15 @@ fetch_trino() {
 }
 
 main() {
-  local engines=("$@") status=0
+  local engines=("$@") status=0 beam
   [ ${#engines[@]} -gt 0 ] || engines=(prism flink spark trino)
+  beam="$(pom_property beam.version)"
   echo "engine cache: $CACHE"
   for engine in "${engines[@]}"; do
     case "$engine" in
       prism) fetch_prism || status=1 ;;
-      flink) fetch_jar flink "$FLINK_ARTIFACT" ;;
-      spark) fetch_jar spark "$SPARK_ARTIFACT" ;;
+      flink) fetch_java flink flink-1.19 "beam-runners-flink-$(pom_property flink.minor)-job-server-$beam.jar" || status=1 ;;
+      spark) fetch_java spark spark-3.5 "beam-runners-spark-3-job-server-$beam.jar" || status=1 ;;
       trino) fetch_trino || status=1 ;;
       *) echo "unknown engine '$engine' (expected prism, flink, spark or trino)" >&2; return 2 ;;
     esac

@@ -1,18 +1,24 @@
 """The same job on Beam's other engines, and on workers that have nothing but the wheel.
 
-Every run must write a lake byte-identical to the default FnApiRunner's, outside ``_runs/`` (the run
-log), and report the same summary:
-- **Prism**, Beam's Go runner, reached the way users reach it: ``--runner=DirectRunner
-  --prism_location=…``. DirectRunner falls back to its own runners without a word when Prism
-  fails, so the test also checks which runner actually ran.
-- **An EXTERNAL worker pool** started from a fresh virtual environment that holds only the wheel
-  built from this checkout and its declared dependencies, the way Dataflow's and Flink's workers
-  hold only what was packaged. It proves the wheel carries every module and data file the job needs.
+Every run must write a lake byte-identical to the default engine's, outside ``_runs/`` (the run log,
+which records the runner):
+- ``voicelake demo --engine E`` for every engine (``runners/launch.py``): Prism, Flink embedded and as a
+  standalone cluster (JobManager + 2 TaskManager JVMs, PROCESS workers or a worker pool per
+  TaskManager), Spark ``local[2]`` and as a standalone cluster (master + worker, executors in their own
+  JVM), each against the demo that ran on the default engine; everything an engine started is gone
+  when the demo ends.
+- A cluster that loses a JVM while the job fetches media: Flink restarts the job on the surviving
+  TaskManager (restart strategy set through Beam's options), Spark reruns the lost tasks on a restarted
+  worker.
+- **Prism** reached the way Beam 2.77 users reach it by default: ``--runner=DirectRunner
+  --prism_location=…``. DirectRunner falls back to its own runners without a word when Prism fails, so
+  the test also checks which runner actually ran.
+- **An EXTERNAL worker pool** started from a fresh virtual environment that holds only the wheel built
+  from this checkout and its declared dependencies, the way Dataflow's and Flink's workers hold only
+  what was packaged. It proves the wheel carries every module and data file the job needs.
 
 Dataflow itself cannot run here; its worker image gets AWS keys from Secret Manager through
 ``runners/dataflow/aws_credentials.py``, tested against a local stand-in of the two Google APIs.
-Flink and Spark need job-server jars that ``runners/fetch_engines.sh`` cannot get on every machine;
-they are documented, not tested.
 """
 from __future__ import annotations
 
@@ -27,20 +33,24 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
+import uuid
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from pipeline.run import run
-from runners import engines
+from runners import clusters, engines
+from runners.launch import ENGINES
 from runners.local.processes import free_port, job_service_command, serving
-from tests.conftest import ROOT
-from tests.test_pipeline_e2e import file_digests, pipeline_args, without_run
+from tests.conftest import ROOT, lake_fingerprint
+from tests.test_pipeline_e2e import pipeline_args, without_run
 
 
 def lake_digests(root: Path) -> dict[str, str]:
-    return {k: v for k, v in file_digests(root).items() if not k.startswith("_runs/")}
+    """What the lake holds (outside _runs/), compared across lakes written in different places."""
+    return lake_fingerprint(root)
 
 
 def engine_args(world, output: Path) -> list[str]:
@@ -57,39 +67,72 @@ def default_run(world, tmp_path_factory):
 
 # --- helpers of runners/engines.py and runners/fetch_engines.sh ---------------------------------
 
-def test_a_job_server_jar_of_another_beam_release_is_refused_in_one_line():
+def test_a_job_server_jar_is_refused_in_one_line_unless_it_is_the_sdks_release_or_the_measured_skew():
     assert engines.check_job_server_jar("jars/beam-runners-flink-2.2-job-server-2.77.0.jar", "2.77.0") is None
     assert engines.check_job_server_jar("beam-runners-spark-3-job-server-2.77.0.jar", "2.77.0") is None
+    # the Java runners Maven serves, measured against this SDK series: allowed
+    assert engines.check_job_server_jar("x/beam-runners-flink-1.19-job-server-2.62.0.jar", "2.77.0") is None
+    assert engines.check_job_server_jar("beam-runners-spark-3-job-server-2.62.0.jar", "2.77.1") is None
     old = engines.check_job_server_jar("/x/beam-runners-flink-1.19-job-server-2.73.0.jar", "2.77.0")
-    assert old == ("beam-runners-flink-1.19-job-server-2.73.0.jar is Beam 2.73.0 but the Python SDK is "
-                   "Beam 2.77.0: use the 2.77.0 job server")
+    assert old == ("beam-runners-flink-1.19-job-server-2.73.0.jar is Beam 2.73.0, but the Python SDK 2.77.0 "
+                   "was only measured against job servers 2.77.0 and 2.62.0: use one of those "
+                   "(bash runners/fetch_engines.sh)")
+    # the skew is measured for one SDK series only
+    other_sdk = engines.check_job_server_jar("beam-runners-flink-1.19-job-server-2.62.0.jar", "2.78.0")
+    assert other_sdk.endswith("was only measured against job servers 2.78.0: use one of those "
+                              "(bash runners/fetch_engines.sh)")
     snapshot = engines.check_job_server_jar("beam-runners-flink-2.2-job-server-2.78.0-SNAPSHOT.jar", "2.77.0")
-    assert "is Beam 2.78.0-SNAPSHOT but the Python SDK is Beam 2.77.0" in snapshot
+    assert "is Beam 2.78.0-SNAPSHOT, but the Python SDK 2.77.0" in snapshot
     unknown = engines.check_job_server_jar("flink-dist-2.2.0.jar", "2.77.0")
     assert unknown.startswith("flink-dist-2.2.0.jar: not a Beam job-server jar name")
-    assert all("\n" not in m for m in (old, snapshot, unknown))
+    assert all("\n" not in m for m in (old, other_sdk, snapshot, unknown))
 
 
-def test_the_fetch_script_pins_the_installed_beam_release():
+def test_voicelake_run_refuses_an_unmeasured_job_server_before_starting_anything(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--date=2024-05-14",
+                           f"--output={tmp_path}", "--runner=FlinkRunner",
+                           "--flink_job_server_jar=beam-runners-flink-1.19-job-server-2.61.0.jar"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "voicelake run: beam-runners-flink-1.19-job-server-2.61.0.jar is Beam 2.61.0, but the Python SDK")
+
+
+def test_the_fetch_script_pins_the_installed_beam_release_and_the_pom_the_runners_release():
     pinned = re.search(r'^BEAM_VERSION="([^"]+)"$', engines.FETCH_SCRIPT.read_text(), re.M)
     assert pinned and pinned[1] == engines.sdk_version()
+    pom = engines.POM.read_text()
+    assert f"<beam.version>{engines.RUNNER_RELEASE}</beam.version>" in pom
+    assert "<flink.minor>1.19</flink.minor>" in pom and engines.FLINK.folder == "flink-1.19"
+    assert "<spark.version>3.5.1</spark.version>" in pom and engines.SPARK.folder == "spark-3.5"
+    assert engines.FLINK.jar_name == f"beam-runners-flink-1.19-job-server-{engines.RUNNER_RELEASE}.jar"
 
 
-def _path_without(tool: str) -> str:
-    return os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
-                           if not os.access(os.path.join(d, tool), os.X_OK))
+def _path_without(tool: str, folder: Path) -> str:
+    """A PATH of one folder linking every program on PATH but ``tool`` (mvn sits beside coreutils)."""
+    folder.mkdir()
+    for directory in reversed(os.environ["PATH"].split(os.pathsep)):
+        for program in Path(directory).glob("*") if Path(directory).is_dir() else ():
+            if program.name != tool and os.access(program, os.X_OK) and program.is_file():
+                (folder / program.name).unlink(missing_ok=True)
+                (folder / program.name).symlink_to(program)
+    return str(folder)
 
 
+@pytest.mark.parametrize("engine, tool, line", [
+    ("prism", "go", "missing  prism  Go is not installed; Prism is built from source with Go "
+                    "(1.26+, or 1.21+ fetching its toolchain)"),
+    ("spark", "mvn", "missing  spark  Maven (mvn) is not installed; it resolves runners/pom.xml -P spark"),
+])
 @pytest.mark.parametrize("ci, status", [("", 0), ("true", 1)])
-def test_without_go_the_fetch_script_says_so_and_fails_only_under_ci(tmp_path, ci, status):
-    env = {"PATH": _path_without("go"), "HOME": str(tmp_path), "VOICELAKE_ENGINES": str(tmp_path / "c"),
+def test_without_its_build_tool_the_fetch_script_says_so_and_fails_only_under_ci(tmp_path, engine, tool,
+                                                                                  line, ci, status):
+    env = {"PATH": _path_without(tool, tmp_path / "bin"), "HOME": str(tmp_path), "VOICELAKE_ENGINES": str(tmp_path / "c"),
            "CI": ci}
-    done = subprocess.run([shutil.which("bash"), str(engines.FETCH_SCRIPT), "prism"], env=env,
+    done = subprocess.run([shutil.which("bash"), str(engines.FETCH_SCRIPT), engine], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == status, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[1:] == ["missing  prism  Go is not installed; Prism is built from source with Go "
-                         "(1.26+, or 1.21+ fetching its toolchain)"]
+    assert done.stdout.splitlines() == [f"engine cache: {tmp_path / 'c'}", line]
 
 
 @pytest.mark.parametrize("ci", ["", "true"])
@@ -100,19 +143,214 @@ def test_a_missing_engine_skips_with_one_line_but_fails_under_ci(tmp_path, monke
     with pytest.raises(outcome) as raised:
         engines.require_or_skip("flink-job-server")
     message = str(raised.value)
-    assert message.startswith(f"flink-job-server is missing: no {tmp_path}/jars/"
-                              f"beam-runners-flink-2.2-job-server-{engines.sdk_version()}.jar")
+    assert message.startswith(f"flink-job-server is missing: no {tmp_path}/flink-1.19/"
+                              f"beam-runners-flink-1.19-job-server-{engines.RUNNER_RELEASE}.jar")
     assert "fetch_engines.sh flink" in message and "\n" not in message
+
+
+# --- voicelake demo --engine E ------------------------------------------------------------------------
+
+ENGINE_TOOLS = {"prism": "prism", "flink": "flink-job-server", "flink-cluster": "flink-job-server",
+                "spark": "spark-job-server", "spark-cluster": "spark-job-server"}
+
+
+def fetched(tool: str) -> Path:
+    """An engine from the cache; fetched here once when missing (CI fetches before the tests)."""
+    if engines.locate(tool) is None and not engines.in_ci():
+        name = "prism" if tool == "prism" else tool.removesuffix("-job-server")
+        subprocess.run(["bash", str(engines.FETCH_SCRIPT), name], check=False, timeout=1200)
+    engines.require_or_skip("java")
+    return engines.require_or_skip(tool)
+
+
+def processes_with(marker: str) -> list[str]:
+    """Command lines of live processes whose environment carries ``marker`` (inherited by every
+    process a demo starts: job servers, cluster JVMs, executors, SDK workers)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                found.append(environ.with_name("cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+        except OSError:
+            continue
+    return found
+
+
+def demo(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    marker = f"VOICELAKE_TEST_DEMO={uuid.uuid4()}"
+    env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", "--workdir", str(workdir),
+                           "--s3-port", str(free_port()), "--kvs-port", str(free_port()), *args],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+    log = workdir / "pipeline.log"
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:],
+                                  log.read_text()[-5000:] if log.exists() else "")
+    deadline = time.time() + 15  # a stopped server may take a moment to exit
+    while processes_with(marker) and time.time() < deadline:
+        time.sleep(0.5)
+    assert processes_with(marker) == [], "the demo left processes running"
+    truth = json.loads((workdir / "truth.json").read_text())
+    return done, json.loads((workdir / "lake/_runs" / truth["date"] / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def default_demo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("demo") / "fnapi"
+    _, summary = demo(work)
+    assert (summary["run"]["runner"], summary["run"]["engine"]) == ("FnApiRunner", "fnapi")
+    return summary, lake_digests(work / "lake")
+
+
+RUNNERS = {"prism": "PrismRunner", "flink": "FlinkRunner", "flink-cluster": "PortableRunner",
+           "spark": "SparkRunner", "spark-cluster": "PortableRunner"}
+
+
+@pytest.mark.parametrize("engine, workers", [(e, "process") for e in ENGINES if e != "fnapi"]
+                         + [("flink-cluster", "external")])
+def test_the_demo_on_every_engine_writes_the_default_engines_lake_and_stops_what_it_started(
+        default_demo, tmp_path, engine, workers):
+    fetched(ENGINE_TOOLS[engine])
+    summary, digests = default_demo
+    done, on_engine = demo(tmp_path / engine, "--engine", engine, "--sdk-workers", workers)
+    assert lake_digests(tmp_path / engine / "lake") == digests
+    assert (on_engine["run"]["runner"], on_engine["run"]["engine"]) == (RUNNERS[engine], engine)
+    assert without_run(on_engine) == without_run(summary)
+    if engine.endswith("-cluster"):
+        started = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("  started ")]
+        expected = (["jobmanager", "taskmanager-1", "taskmanager-2", "job-server"] if workers == "process"
+                    else ["jobmanager", "sdk-pool-1", "taskmanager-1", "sdk-pool-2", "taskmanager-2",
+                          "job-server"]) if engine == "flink-cluster" else ["master", "worker", "job-server"]
+        assert started == expected
+        assert f"  stopped {', '.join(reversed(expected))}" in done.stdout
+
+
+def test_a_process_worker_takes_its_endpoints_from_the_provision_service():
+    """Java runners start PROCESS workers with only --id and --provision_endpoint."""
+    from apache_beam.portability.api import beam_provision_api_pb2, endpoints_pb2
+    from google.protobuf import struct_pb2
+
+    from runners import worker_boot
+
+    args = worker_boot.parse_args(["--id=1-1", "--provision_endpoint=localhost:1"])
+    options = struct_pb2.Struct()
+    options.update({"beam:option:default_sdk_harness_log_level:v1": "WARN"})
+    info = beam_provision_api_pb2.ProvisionInfo(
+        pipeline_options=options, runner_capabilities=["beam:protocol:control_response_elements_embedding:v1"],
+        control_endpoint=endpoints_pb2.ApiServiceDescriptor(url="localhost:2"),
+        logging_endpoint=endpoints_pb2.ApiServiceDescriptor(url="localhost:3"))
+    env = worker_boot.worker_environment(args, info)
+    assert {k: v for k, v in env.items() if k != "PIPELINE_OPTIONS"} == {
+        "WORKER_ID": "1-1", "CONTROL_API_SERVICE_DESCRIPTOR": 'url: "localhost:2"',
+        "LOGGING_API_SERVICE_DESCRIPTOR": 'url: "localhost:3"',
+        "RUNNER_CAPABILITIES": "beam:protocol:control_response_elements_embedding:v1"}
+    assert json.loads(env["PIPELINE_OPTIONS"]) == {"beam:option:default_sdk_harness_log_level:v1": "WARN"}
+
+
+# --- a cluster loses a JVM while media is fetched -------------------------------------------------------
+
+def on_first_media_request(world, action):
+    """Run ``action`` once, inside the KVS emulator, when the first GetMediaForFragmentList arrives:
+    ranges are being fetched, and most of them still wait."""
+    service, fired = world.kvs.service, threading.Event()
+    operation = service.operation
+
+    def hooked(path):
+        if path == "/getMediaForFragmentList" and not fired.is_set():
+            fired.set()
+            action()
+        return operation(path)
+
+    service.operation = hooked
+    return fired
+
+
+@pytest.fixture
+def restore_kvs(world):
+    yield
+    world.kvs.service.__dict__.pop("operation", None)
+
+
+def cluster_command(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runners.clusters", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def test_flink_restarts_the_job_on_the_surviving_taskmanager_when_one_is_killed(
+        world, default_run, tmp_path, restore_kvs):
+    """Also the cluster commands users run: start (printing ports and the options), status, stop."""
+    fetched("flink-job-server")
+    _, digests = default_run
+    state = tmp_path / "flink"
+    # two slots each: after the loss, the survivor alone has the job's parallelism of 2
+    started = cluster_command("flink", "start", "--state", str(state), "--slots", "2", "--free-ports")
+    assert started.returncode == 0, started.stderr[-3000:]
+    cluster = clusters.Cluster.load(state)
+    try:
+        roles = [line.split()[0] for line in started.stdout.splitlines()[1:5]]
+        assert roles == ["jobmanager", "taskmanager-1", "taskmanager-2", "job-server"]
+        assert f"rest 127.0.0.1:{cluster.ports['rest']}" in started.stdout
+        assert (f"submit with: voicelake run … --runner=PortableRunner "
+                f"--job_endpoint=127.0.0.1:{cluster.ports['job']} --parallelism=4") in started.stdout
+        killed = []
+        fired = on_first_media_request(world, lambda: killed.append(cluster.kill("taskmanager-1")))
+        on_flink = run(engine_args(world, tmp_path / "lake") + cluster.beam_options
+                       + ["--parallelism=2", "--default_sdk_harness_log_level=WARN", *clusters.FLINK_RESTARTS])
+        jobs = clusters.flink_rest(cluster, "/jobs/overview")["jobs"]
+        exceptions = clusters.flink_rest(cluster, f"/jobs/{jobs[0]['jid']}/exceptions")
+        status = cluster_command("flink", "status", "--state", str(state))
+        stopped = cluster_command("flink", "stop", "--state", str(state))
+    finally:
+        clusters.Cluster.load(state).stop()
+    assert fired.is_set() and len(killed) == 1
+    assert [j["state"] for j in jobs] == ["FINISHED"]
+    # the job did lose tasks to the kill, and recovered by restarting
+    history = exceptions["exceptionHistory"]["entries"]
+    assert history and "taskmanager-1" in json.dumps(history)
+    assert lake_digests(tmp_path / "lake") == digests
+    # The lake is exact; Beam's metrics of a recovered run are not (the lost TaskManager's counts are
+    # gone, the restarted tasks count again), so the summary only says who ran it.
+    assert on_flink["run"]["runner"] == "PortableRunner"
+    assert status.returncode == 1
+    assert [line.split()[:4] for line in status.stdout.splitlines()[1:5]] == [
+        ["jobmanager", "pid", str(cluster.role("jobmanager").pid), "up"],
+        ["taskmanager-1", "pid", str(killed[0]), "DOWN"],
+        ["taskmanager-2", "pid", str(cluster.role("taskmanager-2").pid), "up"],
+        ["job-server", "pid", str(cluster.role("job-server").pid), "up"]]
+    assert stopped.stdout == "stopped job-server, taskmanager-2, taskmanager-1, jobmanager\n"
+    assert not any(p.alive() for p in cluster.processes)
+
+
+def test_spark_reruns_the_lost_tasks_on_a_restarted_worker_when_the_worker_is_killed(
+        world, default_run, tmp_path, restore_kvs):
+    fetched("spark-job-server")
+    _, digests = default_run
+    cluster = clusters.start_spark(tmp_path / "spark", free_ports=True)
+    try:
+        killed = []
+
+        def lose_the_worker():
+            killed.append(cluster.kill("worker"))
+            cluster.processes.remove(cluster.role("worker"))
+            # what a supervisor (systemd, Kubernetes) does for a lost worker; the master hands the
+            # application a new executor on it
+            threading.Thread(target=clusters.start_spark_worker, args=(cluster,), daemon=True).start()
+
+        fired = on_first_media_request(world, lose_the_worker)
+        on_spark = run(engine_args(world, tmp_path / "lake") + cluster.beam_options
+                       + ["--default_sdk_harness_log_level=WARN"])
+    finally:
+        cluster.stop()
+        clusters.stop_group(killed[0]) if killed else None
+    assert fired.is_set() and len(killed) == 1
+    assert lake_digests(tmp_path / "lake") == digests
+    assert on_spark["run"]["runner"] == "PortableRunner"  # its counters count the rerun tasks twice
 
 
 # --- Prism -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def prism() -> Path:
-    if engines.prism_path() is None and shutil.which("go"):
-        # CI fetches engines before the tests (.ci/run); elsewhere Prism is built here once (~1.5 min)
-        subprocess.run(["bash", str(engines.FETCH_SCRIPT), "prism"], check=False, timeout=900)
-    return engines.require_or_skip("prism")
+    return fetched("prism")
 
 
 def record_runners(monkeypatch) -> list[str]:

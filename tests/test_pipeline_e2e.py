@@ -209,6 +209,7 @@ def test_the_portable_runner_with_a_loopback_worker_writes_the_same_lake(world, 
         args = [a for a in pipeline_args(world, tmp_path) if not a.startswith("--runner")]
         run(args + ["--runner=PortableRunner", f"--job_endpoint=localhost:{port}",
                     "--environment_type=LOOPBACK"])
+    # the run log (_runs/) records which runner wrote the lake; the lake itself is the same
     assert lake_fingerprint(tmp_path) == lake_fingerprint(lake)
 
 

@@ -2,8 +2,9 @@
 
 Starts a real S3 API on loopback (moto) and the project's KVS emulator, seeds a day of Amazon Connect
 and Chime Voice Connector calls (media in KVS, records in S3, ground truth in DIR/truth.json), runs
-the pipeline on Beam's FnApiRunner with worker processes, writes the lake to DIR/lake, and prints the
-run summary and a DuckDB query over the result.
+the pipeline on the engine asked for (default: Beam's FnApiRunner with worker processes), writes the
+lake to DIR/lake, and prints the run summary and a DuckDB query over the result. Whatever the engine
+needed running (job servers, clusters, SDK workers) is stopped before the demo ends.
 """
 from __future__ import annotations
 
@@ -13,16 +14,21 @@ import shutil
 import sys
 from pathlib import Path
 
+from runners.launch import ENGINES, JVM_ENGINES, engine_options
 from runners.local.kvs_emulator import start_emulator
 from runners.local.kvs_store import KvsStore
 from runners.local.s3 import environment, local_s3
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, WorldConfig, seed_world
 
 
+# Workers that an engine starts before the job (a cluster's) cannot learn a port chosen at random later.
+FIXED_PORTS = {"s3": 5000, "kvs": 5001}
+
+
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="voicelake demo", description=__doc__.split("\n\n")[1],
-        epilog="Other options are passed to the pipeline as Beam options, e.g. "
+        epilog="Other options are passed to the pipeline as Beam options, after the engine's, e.g. "
                "--direct_num_workers=2 or --runner=PortableRunner --job_endpoint=...")
     parser.add_argument("--workdir", required=True, help="folder for the KVS store, truth and lake "
                                                          "(emptied first)")
@@ -33,6 +39,17 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--audio-dir", default=None,
                         help="use real two-leg recordings (*_caller.wav + *_agent.wav pairs, 8 kHz "
                              "mono) instead of the bundled speech clips")
+    parser.add_argument("--engine", choices=ENGINES, default="fnapi",
+                        help="where the job runs (see README 'Running at scale'); default fnapi")
+    parser.add_argument("--sdk-workers", choices=["process", "external"], default="process",
+                        help="flink-cluster: Python SDK workers started by each TaskManager (process) or "
+                             "one worker pool per TaskManager (external)")
+    parser.add_argument("--s3-port", type=int, default=None,
+                        help=f"the local S3's port (default: {FIXED_PORTS['s3']} on JVM engines, whose workers "
+                             f"must know it in advance; a free one otherwise)")
+    parser.add_argument("--kvs-port", type=int, default=None,
+                        help=f"the KVS emulator's port (default: {FIXED_PORTS['kvs']} on JVM engines, "
+                             f"a free one otherwise)")
     parser.add_argument("--seed-only", action="store_true",
                         help="seed the world and show it, without running the pipeline")
     return parser.parse_known_args(argv)
@@ -93,7 +110,12 @@ def main(argv: list[str]) -> int:
                          chime_calls=args.chime_calls, call_seconds=args.call_seconds,
                          recordings=recording_pairs(args.audio_dir))
     store = KvsStore(work / "kvs")
-    with local_s3() as s3, start_emulator(work / "kvs") as kvs, environment(s3.environment()):
+    fixed = args.engine in JVM_ENGINES
+    s3_port = args.s3_port if args.s3_port is not None else FIXED_PORTS["s3"] if fixed else 0
+    kvs_port = args.kvs_port if args.kvs_port is not None else FIXED_PORTS["kvs"] if fixed else 0
+    with local_s3(port=s3_port) as s3, start_emulator(work / "kvs", port=kvs_port) as kvs, \
+            environment(s3.environment()):
+        print(f"local S3 at {s3.endpoint_url}, KVS emulator at {kvs.url}")
         client = s3.client()
         truth = seed_world(client, store, config, work / "truth.json")
         show_world(client, config.bucket, truth)
@@ -102,15 +124,17 @@ def main(argv: list[str]) -> int:
         from pipeline.run import print_summary, run, stderr_to
 
         bucket = f"s3://{config.bucket}/"
-        print(f"\nrunning the pipeline (worker logs: {work / 'pipeline.log'}) ...", flush=True)
-        with stderr_to(work / "pipeline.log"):
+        print(f"\nrunning the pipeline on {args.engine} (worker logs: {work / 'pipeline.log'}) ...", flush=True)
+        with engine_options(args.engine, work / "engine", sdk_workers=args.sdk_workers) as runner_args, \
+                stderr_to(work / "pipeline.log"):
             summary = run([
                 f"--date={config.date}", f"--ctr_prefix={bucket}{PREFIX_CTR}",
                 f"--sdr_prefix={bucket}{PREFIX_SDR}", f"--events_prefix={bucket}{PREFIX_EVENTS}",
                 f"--output={work / 'lake'}", f"--kvs_endpoint_url={kvs.url}",
-                "--runner=FnApiRunner", "--direct_running_mode=multi_processing",
-                "--direct_num_workers=2", "--default_sdk_harness_log_level=WARNING", *beam_args,
-            ], progress=lambda line: print(line, flush=True), log_file=str(work / "pipeline.log"))
+                # WARN, not WARNING: the Java runners refuse Python's spelling, both SDKs take this one
+                *runner_args, "--default_sdk_harness_log_level=WARN", *beam_args,
+            ], progress=lambda line: print(line, flush=True), log_file=str(work / "pipeline.log"),
+                engine=args.engine)
     print()
     print_summary(summary)
     query_lake(work / "lake")

@@ -55,8 +55,8 @@ def start_local_s3(host: str = "127.0.0.1", port: int = 0) -> LocalS3:
 
 
 @contextmanager
-def local_s3(host: str = "127.0.0.1") -> Iterator[LocalS3]:
-    s3 = start_local_s3(host)
+def local_s3(host: str = "127.0.0.1", port: int = 0) -> Iterator[LocalS3]:
+    s3 = start_local_s3(host, port)
     try:
         yield s3
     finally:
