@@ -54,15 +54,17 @@ class ChaosReport:
                 f"two runs byte-identical: {'yes' if self.identical_reruns else 'NO'}"]
 
 
-def expiring_clock(calls: list[dict], expired: int, pad_ms: int = 60_000) -> int:
-    """An emulator clock that puts exactly the ``expired`` earliest calls (windows padded by
-    ``pad_ms``) before the retention start and every later call inside it."""
+def expiring_clock(calls: list[dict], expired: int, pad_ms: int = 60_000) -> tuple[int, int]:
+    """(an emulator clock, how many calls it expires): the ``expired`` earliest calls (windows padded
+    by ``pad_ms``) or, where those overlap later calls, the fewest more, fall before the retention
+    start; every later call is inside it."""
     ordered = sorted(calls, key=lambda c: c["start_ms"])
-    last_gone = max(c["end_ms"] for c in ordered[:expired]) + pad_ms
-    first_kept = ordered[expired]["start_ms"] - pad_ms
-    if last_gone >= first_kept:
-        raise ValueError("the seeded calls overlap where retention should split them: reseed")
-    return (last_gone + first_kept) // 2 + RETENTION_HOURS * 3_600_000
+    for k in range(expired, len(ordered)):
+        last_gone = max(c["end_ms"] for c in ordered[:k]) + pad_ms
+        first_kept = ordered[k]["start_ms"] - pad_ms
+        if last_gone < first_kept:
+            return (last_gone + first_kept) // 2 + RETENTION_HOURS * 3_600_000, k
+    raise ValueError("the seeded calls overlap wherever retention could split them: reseed")
 
 
 def lake_digests(root: Path) -> dict[str, str]:
@@ -92,7 +94,7 @@ def hostile_night(work: Path, s3, run, *, connect_calls: int, chime_calls: int, 
                          call_seconds=call_seconds, bad_records=False, dropout_fragment=None,
                          bucket=f"chaos-{seed}", seed=seed)
     truth = seed_world(s3.client(), KvsStore(work / "kvs"), config, work / "truth.json")
-    now = expiring_clock(truth.calls, expired)
+    now, expired = expiring_clock(truth.calls, expired)
     gone = {c["call_id"] for c in sorted(truth.calls, key=lambda c: c["start_ms"])[:expired]}
     bucket, lake = f"s3://{config.bucket}/", work / "lake"
     argv = [f"--date={config.date}", f"--ctr_prefix={bucket}{PREFIX_CTR}",
