@@ -148,7 +148,7 @@ def build(p: beam.Pipeline, settings: ExportSettings, dates: list[str], argv: li
 def run(argv: list[str]) -> dict:
     """Run the export; return what export.json says (counts, failures, settings)."""
     options = PipelineOptions(argv)
-    check_engine_versions(options)
+    check_engine_versions(argv)
     if not options.view_as(StandardOptions).runner:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     opts = options.view_as(ExportOptions)

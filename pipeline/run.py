@@ -125,11 +125,15 @@ def written_partitions(output: str, dates: list[str]) -> dict[str, list[tuple[st
     return {table: sorted(set(pairs)) for table, pairs in found.items()}
 
 
-def check_engine_versions(options) -> None:
-    """A job-server jar of another Beam release fails late and obscurely: refuse it in one line."""
+def check_engine_versions(argv: list[str]) -> None:
+    """A job-server jar of a Beam release nobody measured with this SDK fails late and obscurely:
+    refuse it in one line, before anything else is checked or started (no Beam import needed)."""
     from runners.engines import check_job_server_jar
 
-    given = options.get_all_options()
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for name in ("flink_job_server_jar", "spark_job_server_jar"):
+        parser.add_argument(f"--{name}")
+    given = vars(parser.parse_known_args(argv)[0])
     for name in ("flink_job_server_jar", "spark_job_server_jar"):
         if given.get(name):
             problem = check_job_server_jar(given[name])
@@ -250,6 +254,7 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
     given = voicelake_options(argv)
     dates = run_dates(given)
     label = run_label(dates)
+    check_engine_versions(argv)
     warnings = check_inputs(given)
     for warning in warnings:
         log.warning("voicelake run %s: %s", label, warning)
@@ -264,7 +269,6 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
     from voicelake import storage
 
     options = PipelineOptions(argv)
-    check_engine_versions(options)
     if not options.view_as(StandardOptions).runner:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     opts = options.view_as(VoicelakeOptions)
