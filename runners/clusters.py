@@ -331,8 +331,8 @@ def start_flink(state: Path | None = None, *, taskmanagers: int = 2, slots: int 
         boot = boot_script(folder)
     else:
         raise ValueError(f"sdk workers must be process or external, not {sdk_workers!r}")
-    # The job server reads no cluster config (a job's own Flink settings come with --flink_conf_dir, which
-    # FLINK_CONF_DIR would override), so the job's parallelism is an option: one subtask per slot.
+    # The job server is started without the cluster's config (it needs only --flink-master), so the
+    # parallelism, one subtask per slot, goes with the job as an option.
     cluster = Cluster("flink", str(folder), sdk_workers, ports, [
         "--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{ports['job']}",
         f"--parallelism={slots * taskmanagers}", *options])
