@@ -80,6 +80,6 @@ def test_a_run_covers_a_date_or_an_inclusive_range():
 def test_a_job_server_jar_of_another_beam_release_is_refused_in_one_line():
     from pipeline.run import run
 
-    with pytest.raises(ValueError, match="is Beam 2.70.0 but the Python SDK is Beam 2.77"):
+    with pytest.raises(ValueError, match="is Beam 2.70.0, but the Python SDK 2.77"):
         run(["--date=2024-05-14", "--output=/tmp/unused", "--ctr_prefix=/tmp/unused",
              "--flink_job_server_jar=/x/beam-runners-flink-2.2-job-server-2.70.0.jar"])
