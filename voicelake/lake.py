@@ -89,18 +89,6 @@ def read_wav(data: bytes) -> tuple[np.ndarray, int]:
         return np.frombuffer(frames, "<i2").reshape(-1, w.getnchannels()), w.getframerate()
 
 
-def wav_bytes(samples: np.ndarray, sr: int) -> bytes:
-    """int16 (n,) or (n, channels) -> 16-bit PCM WAV; the header depends only on the arguments."""
-    frames = np.ascontiguousarray(samples.reshape(len(samples), -1), dtype="<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(frames.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes(frames.tobytes())
-    return buffer.getvalue()
-
-
 def is_missing(exc: Exception) -> bool:
     """A read that failed because the object is not there (local or S3)."""
     if isinstance(exc, FileNotFoundError):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voicelake import lake, manifests, ml_features, storage
+from voicelake import audio, lake, manifests, ml_features, storage
 from voicelake.lake import LakeCall, join
 from voicelake.ml_features import FeatureOptions
 from voicelake.units import Segment, SplitOptions, Unit, UnitOptions, make_units, split_of
@@ -209,7 +209,7 @@ def write_shard(plans: list[CallPlan], split: str, shard: int, count: int,
             arrays = ml_features.compute(to_float(pcm), rate, feats) if feats.names else {}
             stats.add(split, meta["role"] if unit.channel is not None else "call", unit.duration_ms)
             if fmt == "hf":
-                hf_rows.append({**meta, "audio": {"bytes": lake.wav_bytes(pcm, rate),
+                hf_rows.append({**meta, "audio": {"bytes": audio.wav_bytes(pcm, rate),
                                                   "path": f"{unit.id}.wav"}, **arrays})
             elif fmt == "nemo":
                 lines["manifest"].append(manifests.nemo_line(meta, sources[unit.channel]))
@@ -246,7 +246,7 @@ def _write_channel_wavs(plan: CallPlan, samples: np.ndarray, rate: int, put) -> 
     sources = {}
     for channel in sorted({u.channel for u in plan.units}, key=lambda c: -1 if c is None else c):
         relative = channel_wav_path(plan, channel)
-        put(relative, lake.wav_bytes(samples if channel is None else samples[:, channel], rate))
+        put(relative, audio.wav_bytes(samples if channel is None else samples[:, channel], rate))
         sources[channel] = relative
     return sources
 
