@@ -98,8 +98,10 @@ def test_voicelake_run_refuses_an_unmeasured_job_server_before_starting_anything
                            "--flink_job_server_jar=beam-runners-flink-1.19-job-server-2.61.0.jar"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith(
+    refusal, where_the_log_is = done.stderr.strip().splitlines()[-2:]  # one line, then the log's path
+    assert refusal.startswith(
         "voicelake run: beam-runners-flink-1.19-job-server-2.61.0.jar is Beam 2.61.0, but the Python SDK")
+    assert where_the_log_is.startswith("  (log: ")
 
 
 def test_the_fetch_script_pins_the_installed_beam_release_and_the_pom_the_runners_release():
