@@ -81,19 +81,20 @@ def _get(url: str, data: bytes | None = None) -> dict:
 
 
 def _started(port: int) -> bool:
-    """Trino answers HTTP before it has loaded its plugins (/v1/info says when it has), and runs a
-    query only once it has seen its own node announce itself, a few seconds later: until then a
-    scan fails with NO_NODES_AVAILABLE.  So a small query that needs a worker must succeed."""
+    """Trino answers HTTP before it has loaded its plugins (/v1/info says when it has), and schedules
+    a table scan only once it has seen its own node announce itself as active, a few seconds later:
+    until then a scan fails with NO_NODES_AVAILABLE (a VALUES query runs before that, so it proves
+    nothing).  So the node list must show the node active."""
     try:
         if _get(f"http://127.0.0.1:{port}/v1/info").get("starting") is not False:
             return False
         result = _get(f"http://127.0.0.1:{port}/v1/statement",
-                      b"SELECT count(*) FROM (VALUES 1, 2) AS t(x)")
+                      b"SELECT count(*) FROM system.runtime.nodes WHERE state = 'active'")
         rows = result.get("data", [])
         while "nextUri" in result:  # the rows come in the pages before the last
             result = _get(result["nextUri"])
             rows += result.get("data", [])
-        return rows == [[2]]
+        return rows == [[1]]
     except OSError:
         return False
 
