@@ -13,10 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 
 import duckdb
 import pytest
 import trino.dbapi as trino_dbapi
+from trino.exceptions import TrinoQueryError
 
 from runners import engines
 from runners.local.trino import CATALOG, trino_server
@@ -44,8 +46,7 @@ def trino(lake, tmp_path_factory):
         cursor = trino_dbapi.connect(host="127.0.0.1", port=port, user="voicelake",
                                      catalog=CATALOG, schema=DATABASE).cursor()
         for statement in trino_ddl(lake):
-            cursor.execute(statement)
-            cursor.fetchall()
+            query(cursor, statement)
         yield cursor, workdir / "metastore"
 
 
@@ -58,9 +59,19 @@ def trino_ddl(lake) -> list[str]:
     return statements
 
 
-def query(cursor, sql: str) -> list[tuple]:
-    cursor.execute(sql)
-    return [tuple(row) for row in cursor.fetchall()]
+def query(cursor, sql: str, wait_s: float = 60) -> list[tuple]:
+    """The rows of ``sql``.  A single-node test server can drop out of its own node list for a
+    moment on a loaded machine (its announcement is late): a query then fails with
+    NO_NODES_AVAILABLE before it reads anything, and is asked again once the node is back."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            cursor.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()]
+        except TrinoQueryError as exc:
+            if exc.error_name != "NO_NODES_AVAILABLE" or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def duckdb_lake(lake) -> duckdb.DuckDBPyConnection:
