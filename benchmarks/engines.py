@@ -15,8 +15,9 @@ asserted.
 """
 from __future__ import annotations
 
-import filecmp
+import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from measure import seeded_world_arguments  # noqa: E402
 from runners import clusters, engines  # noqa: E402
 from runners.launch import engine_options  # noqa: E402
+from runners.local.fingerprint import lake_fingerprint  # noqa: E402
 from runners.local.kvs_emulator import start_emulator  # noqa: E402
 from runners.local.kvs_store import KvsStore  # noqa: E402
 from runners.local.s3 import environment, local_s3  # noqa: E402
@@ -88,16 +90,32 @@ def kind(pid: int) -> str:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return "?"
+    if not cmd:  # exited, not yet reaped
+        return "?"
     return next((name for marker, name in KINDS if marker in cmd), cmd.split(" ")[0].rsplit("/", 1)[-1])
 
 
+def own_cpu(pid: int) -> float:
+    """CPU seconds of one process itself (utime + stime), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 class Watch(threading.Thread):
-    """Samples the peak RSS (VmHWM) of every process of a job, keyed by what the process is."""
+    """Samples every process of a job: its peak RSS (VmHWM) and the CPU it spent during the job, keyed
+    by what the process is. A process's CPU is its last sample (a worker that lives less than one
+    sampling period is missed: the job's CPU total does not depend on this)."""
 
     def __init__(self, roots: set[int], groups: set[int]):
         super().__init__(daemon=True)
         self.roots, self.groups, self.done = roots, groups, threading.Event()
         self.peak: dict[int, tuple[str, float]] = {}
+        self.cpu: dict[int, float] = {}
+        table = proc_table()
+        self.cpu_before = {pid: own_cpu(pid) for pid in members(table, set(), groups)}
 
     def run(self):
         while not self.done.wait(0.2):
@@ -108,21 +126,45 @@ class Watch(threading.Thread):
                     continue
                 hwm = next((int(line.split()[1]) / 1024 for line in status.splitlines()
                             if line.startswith("VmHWM:")), 0.0)
-                name = self.peak.get(pid, (None, 0))[0] or kind(pid)
-                self.peak[pid] = (name, max(hwm, self.peak.get(pid, ("", 0.0))[1]))
+                # asked every time: a process may exec into another (jspawnhelper -> SDK worker)
+                name, before = self.peak.get(pid, ("?", 0.0))
+                now = kind(pid)
+                self.peak[pid] = (name if now == "?" else now, max(hwm, before))
+                self.cpu[pid] = max(self.cpu.get(pid, 0.0), own_cpu(pid) - self.cpu_before.get(pid, 0.0))
 
-    def by_kind(self) -> str:
+    def _kinds(self, values: dict[int, float]) -> dict[str, list[float]]:
         kinds = defaultdict(list)
-        for name, mb in self.peak.values():
-            if mb:
-                kinds[name].append(mb)
+        for pid, value in values.items():
+            if value:
+                kinds[self.peak[pid][0]].append(value)
+        return kinds
+
+    def rss_by_kind(self) -> str:
+        kinds = self._kinds({pid: mb for pid, (_, mb) in self.peak.items()})
         return ", ".join(f"{name} {max(mbs):.0f}" + (f" (x{len(mbs)})" if len(mbs) > 1 else "")
                          for name, mbs in sorted(kinds.items(), key=lambda kv: -max(kv[1])))
+
+    def cpu_by_kind(self) -> str:
+        kinds = {name: sum(s) for name, s in self._kinds(self.cpu).items()}
+        return ", ".join(f"{name} {s:.1f}" for name, s in sorted(kinds.items(), key=lambda kv: -kv[1]))
 
 
 def cluster_groups(folder: Path) -> set[int]:
     cluster = clusters.Cluster.load(folder / "cluster")
     return {p.pid for p in cluster.processes} if cluster else set()  # each leads its own group
+
+
+def flink_timeline(folder: Path) -> str:
+    """The newest job's longest stages on a Flink cluster (from its REST API): where the wall time went."""
+    cluster = clusters.Cluster.load(folder / "cluster")
+    if cluster is None or cluster.engine != "flink":
+        return ""
+    jobs = clusters.flink_rest(cluster, "/jobs/overview")["jobs"]
+    job = clusters.flink_rest(cluster, f"/jobs/{max(jobs, key=lambda j: j['start-time'])['jid']}")
+    start = job["start-time"]
+    stages = sorted(job["vertices"], key=lambda v: -v["duration"])[:4]
+    return "; ".join(f"{(v['start-time'] - start) / 1000:.1f}+{v['duration'] / 1000:.1f} s "
+                     f"{v['name'][:60]}" for v in stages) + f"; job {job['duration'] / 1000:.1f} s"
 
 
 def group_cpu(groups: set[int]) -> float:
@@ -132,6 +174,7 @@ def group_cpu(groups: set[int]) -> float:
 
 def measure_job(command: list[str], groups: set[int]) -> dict:
     cluster_cpu = group_cpu(groups)
+    served = os.times()
     log = tempfile.TemporaryFile()
     start = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
@@ -141,11 +184,13 @@ def measure_job(command: list[str], groups: set[int]) -> dict:
     wall = time.perf_counter() - start
     watch.done.set()
     watch.join()
+    served = sum(os.times()[:2]) - sum(served[:2])
     if status != 0:
         log.seek(0)
         raise SystemExit(f"{command[:4]} failed:\n{log.read().decode()[-3000:]}")
     cpu = usage.ru_utime + usage.ru_stime + group_cpu(groups) - cluster_cpu
-    return {"wall_s": wall, "cpu_s": cpu, "rss": watch.by_kind()}
+    return {"wall_s": wall, "cpu_s": cpu, "rss": watch.rss_by_kind(), "cpu_kinds": watch.cpu_by_kind(),
+            "served_cpu_s": served}
 
 
 class ThrottleCount:
@@ -161,16 +206,25 @@ class ThrottleCount:
         return admitted
 
 
-def same_lake(a: Path, b: Path) -> bool:
-    files = lambda root: sorted(p.relative_to(root) for p in root.rglob("*")  # noqa: E731
-                                if p.is_file() and p.parts[len(root.parts)] != "_runs")
-    return files(a) == files(b) and all(filecmp.cmp(a / f, b / f, shallow=False) for f in files(a))
-
-
 def main() -> None:
-    config, work = seeded_world_arguments("voicelake-engines-", connect_calls=4, chime_calls=2,
-                                          call_seconds=180.0, bucket="engines")
-    results = []
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engines", default=",".join(dict.fromkeys(engine for _, engine, _ in RUNS)),
+                        help="which engines to run, comma-separated (the first is the lakes' reference)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (lakes, cluster logs)")
+    config, work, args = seeded_world_arguments("voicelake-engines-", connect_calls=4, chime_calls=2,
+                                                call_seconds=180.0, bucket="engines", parser=parser)
+    chosen = args.engines.split(",")
+    try:
+        run_engines(config, work, chosen, args.keep)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)  # lakes and streams of a large night: gigabytes
+
+
+def run_engines(config, work: Path, chosen: list[str], keep: bool) -> None:
+    results = []  # (label, measurement or why not run)
     # fixed ports before any cluster starts: its workers inherit the S3 address from this environment
     with local_s3(port=clusters.free_port()) as s3, start_emulator(work / "kvs", port=clusters.free_port()) as kvs, \
             environment(s3.environment()):
@@ -178,36 +232,55 @@ def main() -> None:
         audio_h = sum(c["channels"][0]["samples"] for c in truth.calls) / 8000 / 3600
         throttles = ThrottleCount(kvs.service.limiter)
         bucket = f"s3://{config.bucket}/"
-        for n, (label, engine, settings) in enumerate(RUNS):
+        for n, (label, engine, settings) in enumerate(r for r in RUNS if r[1] in chosen):
             folder, lake = work / f"engine-{n}", work / f"lake-{n}"
+            command = [sys.executable, "-m", "pipeline.cli", "run", f"--date={config.date}",
+                       f"--ctr_prefix={bucket}{PREFIX_CTR}", f"--sdr_prefix={bucket}{PREFIX_SDR}",
+                       f"--events_prefix={bucket}{PREFIX_EVENTS}", f"--output={lake}",
+                       f"--kvs_endpoint_url={kvs.url}", "--default_sdk_harness_log_level=WARN"]
+            # A cluster outlives one night's job: its second job (the same date again, which must write
+            # the same lake) shows it warm, its JVMs past start-up and JIT compilation.
+            jobs = ["cold", "warm, 2nd job"] if engine.endswith("-cluster") else [None]
             try:
                 with engine_options(engine, folder, cluster=settings, announce=lambda line: None) as options:
-                    before = throttles.refused
-                    m = measure_job([
-                        sys.executable, "-m", "pipeline.cli", "run", f"--date={config.date}",
-                        f"--ctr_prefix={bucket}{PREFIX_CTR}", f"--sdr_prefix={bucket}{PREFIX_SDR}",
-                        f"--events_prefix={bucket}{PREFIX_EVENTS}", f"--output={lake}",
-                        f"--kvs_endpoint_url={kvs.url}", *options, "--default_sdk_harness_log_level=WARN"],
-                        cluster_groups(folder))
-                    m["throttled"] = throttles.refused - before
-                results.append((label, m, lake))
+                    for job in jobs:
+                        before = throttles.refused
+                        m = measure_job(command + options, cluster_groups(folder))
+                        m["throttled"] = throttles.refused - before
+                        m["lake"] = lake_fingerprint(lake)
+                        m["timeline"] = flink_timeline(folder)
+                        if not keep:  # a large night's lake is gigabytes; one at a time on disk
+                            shutil.rmtree(lake, ignore_errors=True)
+                        results.append((f"{label} ({job})" if job else label, m))
             except SystemExit as reason:  # an engine that is not fetched, or a failed job
-                results.append((label, str(reason).splitlines()[0], None))
-    reference = results[0][2]
+                lines = str(reason).splitlines()
+                results.append((label, next((line for line in reversed(lines) if "run failed:" in line), lines[0])))
+    measured = [(label, m) for label, m in results if isinstance(m, dict)]
+    reference = measured[0][1]["lake"] if measured else None
     print(f"{len(truth.calls)} calls, {audio_h * 60:.1f} audio-minutes, {os.cpu_count()} CPUs, "
           f"Beam SDK {engines.sdk_version()}, Java runners {engines.RUNNER_RELEASE}")
-    print(f"{'engine':36} {'wall s':>7} {'CPU s':>7} {'audio-h/CPU-h':>14} {'throttled':>9} {'same lake':>9}"
+    print(f"{'engine':50} {'wall s':>7} {'CPU s':>7} {'audio-h/CPU-h':>14} {'throttled':>9} {'same lake':>9}"
           f"  peak RSS MB per process")
-    for label, m, lake in results:
-        if lake is None:
-            print(f"{label:36} not run: {m}")
+    for label, m in results:
+        if not isinstance(m, dict):
+            print(f"{label:50} not run: {m}")
             continue
-        print(f"{label:36} {m['wall_s']:7.1f} {m['cpu_s']:7.1f} {audio_h / (m['cpu_s'] / 3600):14.0f} "
-              f"{m['throttled']:9d} {'yes' if same_lake(reference, lake) else 'NO':>9}  {m['rss']}")
-    walls = {label: m["wall_s"] for label, m, lake in results if lake is not None}
-    one, two = walls.get("flink-cluster, 1 TaskManager"), walls.get("flink-cluster, 2 TaskManagers")
-    if one and two:
-        print(f"speed-up of 2 TaskManagers over 1 (flink-cluster, wall): {one / two:.2f}x")
+        print(f"{label:50} {m['wall_s']:7.1f} {m['cpu_s']:7.1f} {audio_h / (m['cpu_s'] / 3600):14.0f} "
+              f"{m['throttled']:9d} {'yes' if m['lake'] == reference else 'NO':>9}  {m['rss']}")
+    print("\nCPU s per kind of process, sampled (a worker shorter than 0.2 s is missed)")
+    for label, m in measured:
+        print(f"{label:50} {m['cpu_kinds']}; not counted: local S3, KVS emulator and sampling "
+              f"{m['served_cpu_s']:.1f}")
+    print("\nthe longest stages of each Flink cluster job: start+duration s, from the job's start")
+    for label, m in measured:
+        if m["timeline"]:
+            print(f"{label:50} {m['timeline']}")
+    walls = dict((label, m["wall_s"]) for label, m in measured)
+    for job in ("cold", "warm, 2nd job"):
+        one = walls.get(f"flink-cluster, 1 TaskManager ({job})")
+        two = walls.get(f"flink-cluster, 2 TaskManagers ({job})")
+        if one and two:
+            print(f"speed-up of 2 TaskManagers over 1 (flink-cluster, {job}, wall): {one / two:.2f}x")
 
 
 if __name__ == "__main__":

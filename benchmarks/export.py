@@ -74,8 +74,8 @@ def cpu(fn) -> float:
 
 
 def main() -> None:
-    config, work = seeded_world_arguments("voicelake-bench-export-", connect_calls=8, chime_calls=4,
-                                          call_seconds=300.0)
+    config, work, _ = seeded_world_arguments("voicelake-bench-export-", connect_calls=8, chime_calls=4,
+                                             call_seconds=300.0)
     demo = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", f"--workdir={work / 'demo'}",
                            f"--connect-calls={config.connect_calls}", f"--chime-calls={config.chime_calls}",
                            f"--call-seconds={config.call_seconds}", "--write_raw_channels"],

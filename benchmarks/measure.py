@@ -76,15 +76,21 @@ def measured(command: list[str], env: dict) -> dict:
 
 
 def seeded_world_arguments(prefix: str, *, connect_calls: int, chime_calls: int, call_seconds: float,
-                           **config):
-    """The benchmark's command line (how many calls, how long) -> (WorldConfig, a fresh work folder)."""
+                           connect_streams: int = 2, chime_streams: int = 4, parser=None, **config):
+    """The benchmark's command line (how many calls on how many streams, how long) -> (WorldConfig, a
+    fresh work folder, the parsed arguments). ``parser`` may bring the benchmark's own flags."""
     from runners.local.seed import WorldConfig
 
-    parser = argparse.ArgumentParser()
+    parser = parser or argparse.ArgumentParser()
     parser.add_argument("--connect-calls", type=int, default=connect_calls)
     parser.add_argument("--chime-calls", type=int, default=chime_calls)
     parser.add_argument("--call-seconds", type=float, default=call_seconds)
+    parser.add_argument("--connect-streams", type=int, default=connect_streams,
+                        help="pooled Connect streams the calls take in turn")
+    parser.add_argument("--chime-streams", type=int, default=chime_streams,
+                        help="pooled Chime streams (even: a call's legs are on two)")
     args = parser.parse_args()
     world = WorldConfig(connect_calls=args.connect_calls, chime_calls=args.chime_calls,
-                        call_seconds=args.call_seconds, **config)
-    return world, Path(tempfile.mkdtemp(prefix=prefix))
+                        call_seconds=args.call_seconds, connect_streams=args.connect_streams,
+                        chime_streams=args.chime_streams, **config)
+    return world, Path(tempfile.mkdtemp(prefix=prefix)), args

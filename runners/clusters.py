@@ -81,6 +81,13 @@ TASKMANAGER_MEMORY_MB = {
 # outlasts heartbeat.timeout below: the restarted job is not placed on the lost TaskManager's slots.
 FLINK_RESTARTS = ["--streaming", "--number_of_execution_retries=3", "--execution_retry_delay=12000"]
 
+# Beam closes a Flink TaskManager's SDK worker when a stage of a batch job ends and boots a new one for
+# the next stage (five per TaskManager for this job, each a Python start importing Beam and the audio
+# stack), unless the job keeps it for a while. That takes effect only where Beam's runner classes load
+# from the TaskManager's own classpath (a parent-first class loader, as this cluster's config sets, or
+# Flink [local] in the job server): a job jar's own copy of them releases the worker at once.
+SDK_WORKER_REUSE = ["--environment_cache_millis=60000"]
+
 DEFAULT_PORTS = {
     "flink": {"rest": 8081, "rpc": 6123, "job": 8099, "artifact": 8098, "expansion": 8097},
     "spark": {"master": 7077, "master_ui": 8080, "worker_ui": 8082, "job": 8199, "artifact": 8198,
@@ -280,8 +287,11 @@ def fresh_state(engine: str, state: Path | None) -> Path:
 
 # --- Flink -------------------------------------------------------------------------------------------
 
-def flink_config(ports: dict[str, int], slots: int, taskmanagers: int) -> dict[str, str]:
+def flink_config(ports: dict[str, int], slots: int, taskmanagers: int, folder: Path) -> dict[str, str]:
     return {
+        # working folders (a TaskManager's blob cache keeps every job's jar) inside the cluster's state,
+        # which the next start clears, not in /tmp under a name each cluster reuses
+        "io.tmp.dirs": str(folder / "tmp"),
         "jobmanager.rpc.address": "127.0.0.1", "jobmanager.rpc.port": str(ports["rpc"]),
         "jobmanager.bind-host": "127.0.0.1", "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1",
         "rest.port": str(ports["rest"]), "jobmanager.memory.process.size": "1024m",
@@ -290,6 +300,9 @@ def flink_config(ports: dict[str, int], slots: int, taskmanagers: int) -> dict[s
         "heartbeat.interval": "2000", "heartbeat.timeout": "10000",
         # both TaskManagers get work, so losing either loses running tasks
         "cluster.evenly-spread-out-slots": "true",
+        # Beam's runner classes from the TaskManager's own classpath (the same release), not the job's
+        # copy: see SDK_WORKER_REUSE
+        "classloader.resolve-order": "parent-first",
         **{f"taskmanager.memory.{k}": f"{v}m" for k, v in TASKMANAGER_MEMORY_MB.items()},
         "taskmanager.cpu.cores": str(float(slots)),
     }
@@ -319,8 +332,9 @@ def start_flink(state: Path | None = None, *, taskmanagers: int = 2, slots: int 
     ports = pick_ports("flink", free_ports)
     conf = folder / "conf"
     conf.mkdir()
+    (folder / "tmp").mkdir()
     (conf / "flink-conf.yaml").write_text(
-        "".join(f"{k}: {v}\n" for k, v in flink_config(ports, slots, taskmanagers).items()))
+        "".join(f"{k}: {v}\n" for k, v in flink_config(ports, slots, taskmanagers, folder).items()))
     env = {**os.environ, "FLINK_CONF_DIR": str(conf)}
     classpath = ["-cp", f"{engine.lib()}/*"]
     mark = f"-Dvoicelake.cluster={folder}"
@@ -335,7 +349,7 @@ def start_flink(state: Path | None = None, *, taskmanagers: int = 2, slots: int 
     # parallelism, one subtask per slot, goes with the job as an option.
     cluster = Cluster("flink", str(folder), sdk_workers, ports, [
         "--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{ports['job']}",
-        f"--parallelism={slots * taskmanagers}", *options])
+        f"--parallelism={slots * taskmanagers}", *options, *SDK_WORKER_REUSE])
     try:
         jobmanager = cluster.launch("jobmanager", [
             java(), "-Xmx512m", "-Xms512m", *FLINK_JAVA_OPTS, mark, *classpath,

@@ -53,7 +53,7 @@ def engine_options(engine: str, folder: Path, *, sdk_workers: str = "process", a
     elif engine == "flink":
         jar = require(engines.job_server_jar("flink"), "flink-job-server")
         yield ["--runner=FlinkRunner", "--flink_master=[local]", f"--flink_job_server_jar={jar}",
-               "--parallelism=2", *clusters.process_options(folder)]
+               "--parallelism=2", *clusters.process_options(folder), *clusters.SDK_WORKER_REUSE]
     elif engine == "spark":
         jar = require(engines.job_server_jar("spark"), "spark-job-server")
         yield ["--runner=SparkRunner", "--spark_master_url=local[2]", f"--spark_job_server_jar={jar}",

@@ -1,8 +1,6 @@
 """Shared fixtures: the local world (a real S3 API and the KVS emulator on loopback) and ../shared."""
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -45,29 +43,6 @@ def require_tool(name: str) -> str:
 def s3_server():
     with local_s3() as s3, environment(s3.environment()):
         yield s3
-
-
-def lake_fingerprint(root: Path) -> dict[str, str]:
-    """What a lake holds, wherever it was written: the bytes of every file outside ``_runs/``,
-    except that a Parquet table is read and the lake's own location is taken out of
-    ``calls.wav_path`` (the one value that names where the lake lives)."""
-    import pyarrow.parquet as pq
-
-    location = str(Path(root).resolve())
-    out = {}
-    for path in sorted(Path(root).rglob("*")):
-        name = str(path.relative_to(root))
-        if not path.is_file() or name.startswith("_runs/"):
-            continue
-        if path.suffix != ".parquet":
-            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-            continue
-        table = pq.read_table(path)
-        rows = [{k: (v.replace(location, "<lake>", 1) if k == "wav_path" and v else v)
-                 for k, v in row.items()} for row in table.to_pylist()]
-        out[name] = hashlib.sha256((str(table.schema) + json.dumps(rows, sort_keys=True, default=str))
-                                   .encode()).hexdigest()
-    return out
 
 
 class World:

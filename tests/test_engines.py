@@ -43,14 +43,10 @@ import pytest
 from pipeline.run import run
 from runners import clusters, engines
 from runners.launch import ENGINES
+from runners.local.fingerprint import lake_fingerprint
 from runners.local.processes import free_port, job_service_command, serving
-from tests.conftest import ROOT, lake_fingerprint
+from tests.conftest import ROOT
 from tests.test_pipeline_e2e import pipeline_args, without_run
-
-
-def lake_digests(root: Path) -> dict[str, str]:
-    """What the lake holds (outside _runs/), compared across lakes written in different places."""
-    return lake_fingerprint(root)
 
 
 def without_counters(summary: dict) -> dict:
@@ -66,7 +62,7 @@ def engine_args(world, output: Path) -> list[str]:
 def default_run(world, tmp_path_factory):
     lake = tmp_path_factory.mktemp("default-lake")
     summary = run(pipeline_args(world, lake))
-    return summary, lake_digests(lake)
+    return summary, lake_fingerprint(lake)
 
 
 # --- helpers of runners/engines.py and runners/fetch_engines.sh ---------------------------------
@@ -204,33 +200,41 @@ def default_demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo") / "fnapi"
     _, summary = demo(work)
     assert (summary["run"]["runner"], summary["run"]["engine"]) == ("FnApiRunner", "fnapi")
-    return summary, lake_digests(work / "lake")
+    return summary, lake_fingerprint(work / "lake")
 
 
 RUNNERS = {"prism": "PrismRunner", "flink": "FlinkRunner", "flink-cluster": "PortableRunner",
            "spark": "SparkRunner", "spark-cluster": "PortableRunner"}
 
 
-# flink-cluster with --sdk-workers external (a worker pool per TaskManager) is not here: it wrote the same
-# lake by hand, but in one full-suite run both TaskManagers waited 3 minutes for their workers to connect
-# and the job failed; a check that can fail by load does not belong in CI (see README).
-@pytest.mark.parametrize("engine, workers", [(e, "process") for e in ENGINES if e != "fnapi"])
+def sdk_workers_started(log: Path) -> int:
+    """Python SDK workers a Flink TaskManager started: each says so first through its logging service."""
+    return log.read_text(errors="replace").count("Logging handler created.")
+
+
+@pytest.mark.parametrize("engine, workers", [(e, "process") for e in ENGINES if e != "fnapi"]
+                         + [("flink-cluster", "external")])
 def test_the_demo_on_every_engine_writes_the_default_engines_lake_and_stops_what_it_started(
         default_demo, tmp_path, engine, workers):
     fetched(ENGINE_TOOLS[engine])
     summary, digests = default_demo
     done, on_engine = demo(tmp_path / engine, "--engine", engine, "--sdk-workers", workers)
-    assert lake_digests(tmp_path / engine / "lake") == digests
+    assert lake_fingerprint(tmp_path / engine / "lake") == digests
     assert (on_engine["run"]["runner"], on_engine["run"]["engine"]) == (RUNNERS[engine], engine)
     # calls, failures by reason, fragments, bytes and audio; not every raw counter: Beam 2.62's Java
     # runners under-report the ListFragments step's counters (fragments_listed 266 or 165 of 431)
     assert without_counters(on_engine) == without_counters(summary)
     if engine.endswith("-cluster"):
         started = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("  started ")]
-        expected = (["jobmanager", "taskmanager-1", "taskmanager-2", "job-server"] if engine == "flink-cluster"
-                    else ["master", "worker", "job-server"])
+        pools = ["sdk-pool-1", "taskmanager-1", "sdk-pool-2", "taskmanager-2"] if workers == "external" else []
+        expected = (["jobmanager", *(pools or ["taskmanager-1", "taskmanager-2"]), "job-server"]
+                    if engine == "flink-cluster" else ["master", "worker", "job-server"])
         assert started == expected
         assert f"  stopped {', '.join(reversed(expected))}" in done.stdout
+    if engine == "flink-cluster":
+        # one SDK worker per TaskManager for the whole job, not a new one for every stage
+        logs = sorted((tmp_path / engine / "engine/cluster/logs").glob("taskmanager-*.log"))
+        assert [sdk_workers_started(log) for log in logs] == [1, 1]
 
 
 def test_a_process_worker_takes_its_endpoints_from_the_provision_service():
@@ -315,7 +319,7 @@ def test_flink_restarts_the_job_on_the_surviving_taskmanager_when_one_is_killed(
     # the job did lose tasks to the kill, and recovered by restarting
     history = exceptions["exceptionHistory"]["entries"]
     assert history and "taskmanager-1" in json.dumps(history)
-    assert lake_digests(tmp_path / "lake") == digests
+    assert lake_fingerprint(tmp_path / "lake") == digests
     # The lake is exact; Beam's metrics of a recovered run are not (the lost TaskManager's counts are
     # gone, the restarted tasks count again), so the summary only says who ran it.
     assert on_flink["run"]["runner"] == "PortableRunner"
@@ -351,7 +355,7 @@ def test_spark_reruns_the_lost_tasks_on_a_restarted_worker_when_the_worker_is_ki
         cluster.stop()
         clusters.stop_group(killed[0]) if killed else None
     assert fired.is_set() and len(killed) == 1
-    assert lake_digests(tmp_path / "lake") == digests
+    assert lake_fingerprint(tmp_path / "lake") == digests
     assert on_spark["run"]["runner"] == "PortableRunner"  # its counters count the rerun tasks twice
 
 
@@ -383,7 +387,7 @@ def test_direct_runner_with_a_prism_location_runs_on_prism_and_writes_the_same_l
     used = record_runners(monkeypatch)
     on_prism = run(engine_args(world, tmp_path) + ["--runner=DirectRunner", f"--prism_location={prism}"])
     assert used == ["PrismRunner"], "DirectRunner fell back from Prism"
-    assert lake_digests(tmp_path) == digests
+    assert lake_fingerprint(tmp_path) == digests
     assert without_run(on_prism) == without_run(summary)
 
 
@@ -520,7 +524,7 @@ def test_workers_with_only_the_wheel_write_the_same_lake(world, default_run, whe
     pool_log = (tmp_path / "pool.log").read_text()
     # the pool's workers were booted by the launcher, and sdk_worker_main received the options
     assert f"Starting worker with command ['{launcher}'" in pool_log and "Pipeline_options:" in pool_log
-    assert lake_digests(tmp_path / "lake") == digests
+    assert lake_fingerprint(tmp_path / "lake") == digests
     assert without_run(external) == without_run(summary)
 
 

@@ -18,11 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.run import run
+from runners.local.fingerprint import lake_fingerprint
 from runners.local.kvs_emulator import Faults, start_emulator
 from runners.local.processes import free_port, job_service_command, serving
-from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR
+from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, WorldConfig
 from schemas import tables
-from tests.conftest import lake_fingerprint
+from tests.conftest import make_world
 
 HIVE = "hive_partitioning=true, hive_types={'date': VARCHAR, 'voice_connector_id': VARCHAR}"
 
@@ -266,3 +267,23 @@ def test_a_call_whose_first_fragments_expired_fails_instead_of_silently_losing_i
     failures = {f["call_id"]: f["reason"] for f in table(tmp_path, "failures") if f["stage"] != "records"}
     assert failures.get(first["call_id"]) == "fragment_not_found"
     assert first["call_id"] not in [r["call_id"] for r in table(tmp_path, "calls")]
+
+
+def test_calls_spread_over_larger_stream_pools_land_exactly_like_the_demo_pools(s3_server, tmp_path):
+    """The seeded pools' size is a setting (benchmarks spread a large night over many streams): every
+    call still lands once, with exactly its seeded PCM, whatever stream of the pool carried it."""
+    config = WorldConfig(bucket="world-pools", connect_calls=5, connect_streams=5, chime_calls=3,
+                         chime_streams=6, call_seconds=6.0, bad_records=False)
+    world = make_world(tmp_path / "world", s3_server, config)
+    try:
+        lake = tmp_path / "lake"
+        summary = run(pipeline_args(world, lake))
+    finally:
+        world.kvs.stop()
+    streams = {s["stream_arn"] for c in world.truth.calls for s in c["streams"]}
+    assert len(streams) == 5 + 6
+    assert summary["calls"] == len(world.truth.calls) == 8
+    for call in world.truth.calls:
+        wav = lake / f"audio/date={call['date']}/voice_connector_id={call['partition_id']}/{call['call_id']}.8k.wav"
+        for samples, expected in zip(raw_channels(wav), call["channels"]):
+            assert hashlib.sha256(samples.astype("<i2").tobytes()).hexdigest() == expected["sha256"]

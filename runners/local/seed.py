@@ -51,6 +51,9 @@ class WorldConfig:
     date: str = "2024-05-14"
     connect_calls: int = 4
     chime_calls: int = 3
+    # pooled KVS streams the calls are spread over, in turn (a real pool holds one per concurrent call)
+    connect_streams: int = 2
+    chime_streams: int = 4  # an even number: each call's two legs are on neighbouring streams
     call_seconds: float = 40.0
     seed: int = 20240514
     bucket: str = "voicelake-demo"
@@ -222,11 +225,12 @@ def _seed_connect(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
     day = _day_start_ms(config.date)
     instance_id = _uuid(rng)
     streams = []
-    for i in range(2):
+    for i in range(config.connect_streams):
         name = f"voicelake-demo-connect-contact-{_uuid(rng)}"
         streams.append(store.create_stream(name, retention_hours=RETENTION_HOURS,
                                            creation_ms=day - 30 * 86_400_000 + i))
-    cursors = [day + 9 * 3_600_000 + 317, day + 9 * 3_600_000 + 7 * 60_000 + 529]
+    # the streams' first calls start minutes apart, at odd milliseconds
+    cursors = [day + 9 * 3_600_000 + 317 + k * (7 * 60_000 + 212) for k in range(len(streams))]
     deliveries: list[tuple[int, bytes]] = []  # (arrival ms, record bytes)
     for i in range(config.connect_calls):
         slot = i % len(streams)
@@ -242,7 +246,7 @@ def _seed_connect(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
         numbers = _put_connect_call(
             store, streams[slot].name, start_ms=start_ms, contact_id=contact_id,
             instance_id=instance_id, customer=customer, agent=agent,
-            to_customer_first=(slot == 0), rng=rng, lost=lost)
+            to_customer_first=(slot % 2 == 0), rng=rng, lost=lost)
         gaps = []
         if lost is not None:  # what the pipeline must make of the dropout: silence and a gap
             first, stop = lost * CONNECT_FRAGMENT_BYTES // 2, (lost + 1) * CONNECT_FRAGMENT_BYTES // 2
@@ -267,7 +271,7 @@ def _seed_connect(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
             "source": "connect", "call_id": contact_id, "partition_id": instance_id,
             "date": config.date, "start_ms": start_ms, "end_ms": end_ms,
             "streams": [{"stream_arn": streams[slot].arn, "fragments": numbers,
-                         "to_customer_first": slot == 0}],
+                         "to_customer_first": slot % 2 == 0}],
             "channels": [_channel_truth(customer), _channel_truth(agent)],
             "redelivered": redelivered, "gaps": gaps,
         })
@@ -313,11 +317,11 @@ def _seed_chime(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
     vc_id = _vc_id(rng)
     pool = [store.create_stream(f"ChimeVoiceConnector-{vc_id}-{_uuid(rng)}",
                                 retention_hours=RETENTION_HOURS,
-                                creation_ms=day - 20 * 86_400_000 + i) for i in range(4)]
+                                creation_ms=day - 20 * 86_400_000 + i) for i in range(config.chime_streams)]
     cursors = {s.name: day + 13 * 3_600_000 + 211 for s in pool}
     events: list[tuple[int, bytes]] = []
     for i in range(config.chime_calls):
-        caller_stream, callee_stream = pool[(2 * i) % 4], pool[(2 * i + 1) % 4]
+        caller_stream, callee_stream = pool[(2 * i) % len(pool)], pool[(2 * i + 1) % len(pool)]
         customer, agent = talk.next()
         direction = "Inbound" if i % 2 == 0 else "Outbound"
         # Inbound: the customer calls in, so the caller leg is the customer's.

@@ -1,0 +1,31 @@
+"""What a lake holds, as one comparable value: how tests and benchmarks tell that two runs (on two
+engines, or in two places) wrote the same lake."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+
+def lake_fingerprint(root: Path) -> dict[str, str]:
+    """A digest of every file outside ``_runs/``, wherever the lake was written.
+
+    A file's digest is of its bytes, except that a Parquet table is read and the lake's own location
+    is taken out of ``calls.wav_path`` (the one value that names where the lake lives)."""
+    import pyarrow.parquet as pq
+
+    location = str(Path(root).resolve())
+    out = {}
+    for path in sorted(Path(root).rglob("*")):
+        name = str(path.relative_to(root))
+        if not path.is_file() or name.startswith("_runs/"):
+            continue
+        if path.suffix != ".parquet":
+            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+            continue
+        table = pq.read_table(path)
+        rows = [{k: (v.replace(location, "<lake>", 1) if k == "wav_path" and v else v)
+                 for k, v in row.items()} for row in table.to_pylist()]
+        out[name] = hashlib.sha256((str(table.schema) + json.dumps(rows, sort_keys=True, default=str))
+                                   .encode()).hexdigest()
+    return out
