@@ -90,16 +90,21 @@ def by_role(roles: list[str | None], panels: list[tuple[str, list[float | None],
     return png(fig)
 
 
+def _histogram(ax, values: list, *, colour: str, xlabel: str, what: str, title: str) -> None:
+    """One panel: a histogram of ``values`` (or a note that there were none), counted in ``what``."""
+    if values:
+        ax.hist(values, bins=15, color=colour)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(what)
+    else:
+        _empty(ax, what)
+    ax.set_title(title, fontsize=9)
+
+
 def overlap_and_interruptions(overlap_ratio: list[float | None], interruptions: dict[str, list[int | None]]) -> bytes:
     fig, (left, right) = plt.subplots(1, 2, figsize=SIZE)
-    present = [v for v in overlap_ratio if v is not None]
-    if present:
-        left.hist(present, bins=15, color="#2ca02c")
-        left.set_xlabel("overlap_ratio (cross-talk / duration)")
-        left.set_ylabel("calls")
-    else:
-        _empty(left, "calls")
-    left.set_title("overlap per call", fontsize=9)
+    _histogram(left, [v for v in overlap_ratio if v is not None], colour="#2ca02c",
+               xlabel="overlap_ratio (cross-talk / duration)", what="calls", title="overlap per call")
     totals = {role: sum(v for v in values if v is not None) for role, values in interruptions.items()}
     if any(values for values in interruptions.values()):
         right.bar(list(totals), list(totals.values()), color=[COLOURS[r] for r in totals])
@@ -139,13 +144,8 @@ def partial_calls_and_gaps(dates: list[str], partial: list[bool | None], gap_ms:
     else:
         _empty(left, "calls")
     left.set_title("whole and partial calls per day", fontsize=9)
-    if gap_ms:
-        right.hist(gap_ms, bins=15, color="#9467bd")
-        right.set_xlabel("gap duration_ms")
-        right.set_ylabel("gaps")
-    else:
-        _empty(right, "gaps")
-    right.set_title(f"{len(gap_ms)} gaps", fontsize=9)
+    _histogram(right, gap_ms, colour="#9467bd", xlabel="gap duration_ms", what="gaps",
+               title=f"{len(gap_ms)} gaps")
     fig.suptitle("Partial calls and gaps")
     return png(fig)
 
