@@ -1,4 +1,5 @@
-"""Specifications of voicelake.audio: blocks -> channel timeline, channels -> stereo, float and WAV forms.
+"""Specifications of the whole-array reference (tests/reference_audio.py: blocks -> channel timeline,
+channels -> stereo, ML WAV) and of voicelake.audio's float and WAV forms.
 
 Blocks are (epoch ms, s16le bytes) as the media stage hands them over; each test block is filled
 with one distinct value, so where its samples landed can be read straight off the result.
@@ -15,10 +16,10 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicelake.audio import (
-    AssembledChannel, Gap, align_channels, assemble_channel, level_normalise, ml_wav_bytes,
-    normalise, to_float, to_int16, wav_bytes,
+from tests.reference_audio import (
+    AssembledChannel, align_channels, assemble_channel, level_normalise, ml_wav_bytes, normalise,
 )
+from voicelake.audio import Gap, to_float, to_int16, wav_bytes
 
 T0 = 1_715_698_800_000  # 2024-05-14T15:00:00Z
 CONNECT_BLOCK = 512  # samples: 64 ms at 8 kHz

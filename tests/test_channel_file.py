@@ -1,11 +1,11 @@
 """Channel files: blocks land at their place on the call's grid as they stream in, and read back
-exactly as the in-memory assembler places them."""
+exactly as the in-memory reference assembler (tests/reference_audio.py) places them."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from voicelake.audio import assemble_channel
+from tests.reference_audio import assemble_channel
 from voicelake.channel_file import ChannelReader, ChannelWriter, Coverage
 
 

@@ -336,12 +336,12 @@ def analyse_call(channels: Sequence[np.ndarray] | np.ndarray, sample_rate: int,
 
     ``roles`` names each channel (``customer`` / ``agent`` / None).  ``gaps`` are each channel's
     zero-filled holes on the same clock as ``start_ms`` (the time of sample 0, e.g. the epoch ms
-    of ``assemble_channel``); their rows come out relative to sample 0 like the segments.
+    of the call's sample grid); their rows come out relative to sample 0 like the segments.
     """
     if isinstance(channels, np.ndarray) and channels.ndim == 2:
         channels = [np.ascontiguousarray(channels[:, c]) for c in range(channels.shape[1])]
     if len({len(x) for x in channels}) != 1 or not len(channels[0]):
-        raise ValueError("channels must be non-empty and of equal length: use align_channels")
+        raise ValueError("channels must be non-empty and of equal length (one call's sample grid)")
     signals = [channel_signal(x, sample_rate, config.frame_ms) for x in channels]
     return analyse_signals(signals, sample_rate, roles, start_ms=start_ms, gaps=gaps, config=config)
 
