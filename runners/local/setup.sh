@@ -9,7 +9,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 STAMP="$VENV/.voicelake-installed${EXTRAS:+-$EXTRAS}"
-if [ ! -f "$STAMP" ] || [ "$ROOT/setup.py" -nt "$STAMP" ]; then
+# also when an older editable install does not map every package of this checkout (one made before a
+# package was added, whose SDK workers then fail with "No module named ...")
+if [ ! -f "$STAMP" ] || [ "$ROOT/setup.py" -nt "$STAMP" ] \
+    || ! (cd / && "$VENV/bin/python" -c "import voicelake, pipeline, transforms, runners, schemas") 2>/dev/null; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
   "$VENV/bin/python" -m pip install --quiet -e "$ROOT${EXTRAS:+[$EXTRAS]}"
   touch "$STAMP"
