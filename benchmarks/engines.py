@@ -7,11 +7,14 @@ same code as `voicelake demo --engine`). CPU counted: that child and everything 
 JVMs, Prism, SDK workers), plus, for a standalone cluster, every process of the cluster (JobManager,
 TaskManagers, master, worker, executors and the SDK workers they start), as their CPU grew during the
 job. A cluster's start-up is not in the wall time (a cluster outlives one night's job); an embedded
-engine's JVM start-up is. The local S3 and KVS emulator serve from this process and are not counted.
+engine's JVM start-up is. Each cluster runs the job twice: cold (its JVMs' first job, JIT compilation
+included) and warm. The local S3 and KVS emulator serve from this process and are not counted (their CPU
+is printed).
 The emulator paces like KVS (5 requests per second per stream and API). Timings are printed, never
 asserted.
 
-    python benchmarks/engines.py [--connect-calls 4] [--chime-calls 2] [--call-seconds 180]
+    python benchmarks/engines.py [--engines fnapi,prism,…] [--connect-calls 32 --connect-streams 16]
+        [--chime-calls 16 --chime-streams 16] [--call-seconds 900] [--keep]
 """
 from __future__ import annotations
 
@@ -209,10 +212,14 @@ class ThrottleCount:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engines", default=",".join(dict.fromkeys(engine for _, engine, _ in RUNS)),
-                        help="which engines to run, comma-separated (the first is the lakes' reference)")
+                        help="which engines to run, comma-separated; they run in the order above, and every lake "
+                             "is compared with the first one's")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (lakes, cluster logs)")
-    config, work, args = seeded_world_arguments("voicelake-engines-", connect_calls=4, chime_calls=2,
-                                                call_seconds=180.0, bucket="engines", parser=parser)
+    # 12 audio-hours on 32 streams by default: enough work for two TaskManagers to share (a night of a few
+    # calls is all start-up, and a few streams cannot be split evenly)
+    config, work, args = seeded_world_arguments(
+        "voicelake-engines-", connect_calls=32, connect_streams=16, chime_calls=16, chime_streams=16,
+        call_seconds=900.0, bucket="engines", parser=parser)
     chosen = args.engines.split(",")
     try:
         run_engines(config, work, chosen, args.keep)
