@@ -81,11 +81,12 @@ TASKMANAGER_MEMORY_MB = {
 # outlasts heartbeat.timeout below: the restarted job is not placed on the lost TaskManager's slots.
 FLINK_RESTARTS = ["--streaming", "--number_of_execution_retries=3", "--execution_retry_delay=12000"]
 
-# Beam closes a Flink TaskManager's SDK worker when a stage of a batch job ends and boots a new one for
-# the next stage (five per TaskManager for this job, each a Python start importing Beam and the audio
-# stack), unless the job keeps it for a while. That takes effect only where Beam's runner classes load
-# from the TaskManager's own classpath (a parent-first class loader, as this cluster's config sets, or
-# Flink [local] in the job server): a job jar's own copy of them releases the worker at once.
+# Beam closes a Python SDK worker when a stage of a batch job ends and boots a new one for the next
+# stage (five per Flink TaskManager for this job, twelve on Spark, each a Python start importing Beam
+# and the audio stack), unless the job keeps it for a while. On Flink that takes effect only where
+# Beam's runner classes load from the TaskManager's own classpath (a parent-first class loader, as this
+# cluster's config sets, or Flink [local] in the job server): a job jar's own copy of them releases the
+# worker at once. Spark's executors load them parent-first by default.
 SDK_WORKER_REUSE = ["--environment_cache_millis=60000"]
 
 DEFAULT_PORTS = {
@@ -436,7 +437,8 @@ def start_spark(state: Path | None = None, *, worker_cores: int = 2, worker_memo
         raise ValueError("spark-cluster runs PROCESS SDK workers (in each executor)")
     master_url = f"spark://127.0.0.1:{ports['master']}"
     cluster = Cluster("spark", str(folder), sdk_workers, ports, [
-        "--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{ports['job']}", *process_options(folder)])
+        "--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{ports['job']}", *process_options(folder),
+        *SDK_WORKER_REUSE])
     classpath = ["-cp", f"{engine.lib()}/*"]
     mark = f"-Dvoicelake.cluster={folder}"
     try:

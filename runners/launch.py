@@ -57,7 +57,7 @@ def engine_options(engine: str, folder: Path, *, sdk_workers: str = "process", a
     elif engine == "spark":
         jar = require(engines.job_server_jar("spark"), "spark-job-server")
         yield ["--runner=SparkRunner", "--spark_master_url=local[2]", f"--spark_job_server_jar={jar}",
-               *clusters.process_options(folder)]
+               *clusters.process_options(folder), *clusters.SDK_WORKER_REUSE]
     elif engine in ("flink-cluster", "spark-cluster"):
         name = engine.removesuffix("-cluster")
         require(engines.job_server_jar(name), f"{name}-job-server")
