@@ -21,18 +21,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from measure import seeded_world_arguments  # noqa: E402
+from measure import run_watched, seeded_world_arguments  # noqa: E402
 from runners import clusters, engines  # noqa: E402
 from runners.launch import engine_options  # noqa: E402
 from runners.local.fingerprint import lake_fingerprint  # noqa: E402
@@ -178,19 +175,8 @@ def group_cpu(groups: set[int]) -> float:
 def measure_job(command: list[str], groups: set[int]) -> dict:
     cluster_cpu = group_cpu(groups)
     served = os.times()
-    log = tempfile.TemporaryFile()
-    start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-    watch = Watch({child.pid}, groups)
-    watch.start()
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    watch.done.set()
-    watch.join()
+    wall, usage, watch = run_watched(command, lambda pid: Watch({pid}, groups))
     served = sum(os.times()[:2]) - sum(served[:2])
-    if status != 0:
-        log.seek(0)
-        raise SystemExit(f"{command[:4]} failed:\n{log.read().decode()[-3000:]}")
     cpu = usage.ru_utime + usage.ru_stime + group_cpu(groups) - cluster_cpu
     return {"wall_s": wall, "cpu_s": cpu, "rss": watch.rss_by_kind(), "cpu_kinds": watch.cpu_by_kind(),
             "served_cpu_s": served}
@@ -282,7 +268,7 @@ def run_engines(config, work: Path, chosen: list[str], keep: bool) -> None:
     for label, m in measured:
         if m["timeline"]:
             print(f"{label:50} {m['timeline']}")
-    walls = dict((label, m["wall_s"]) for label, m in measured)
+    walls = {label: m["wall_s"] for label, m in measured}
     for job in ("cold", "warm, 2nd job"):
         one = walls.get(f"flink-cluster, 1 TaskManager ({job})")
         two = walls.get(f"flink-cluster, 2 TaskManagers ({job})")

@@ -56,12 +56,14 @@ class PeakRss(threading.Thread):
                 self.by_pid[pid] = max(self.by_pid.get(pid, 0.0), _hwm_mb(pid))
 
 
-def measured(command: list[str], env: dict) -> dict:
-    """Run a child to completion: CPU seconds of it and its descendants, wall time, peak RSS."""
+def run_watched(command: list[str], watch, env: dict | None = None):
+    """Run a child to completion while ``watch(pid)`` (a thread sampling /proc) looks at it:
+    (wall seconds, the child's rusage with its descendants, the stopped watcher). A failed child
+    stops the benchmark with the end of its stderr."""
     log = tempfile.TemporaryFile()
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    watcher = PeakRss(child.pid)
+    watcher = watch(child.pid)
     watcher.start()
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
@@ -69,10 +71,16 @@ def measured(command: list[str], env: dict) -> dict:
     watcher.join()
     if status != 0:
         log.seek(0)
-        raise SystemExit(f"{command[:3]} failed:\n{log.read().decode()[-3000:]}")
-    others = sorted((mb for pid, mb in watcher.by_pid.items() if pid != child.pid), reverse=True)
+        raise SystemExit(f"{command[:4]} failed:\n{log.read().decode()[-3000:]}")
+    return wall, usage, watcher
+
+
+def measured(command: list[str], env: dict) -> dict:
+    """Run a child to completion: CPU seconds of it and its descendants, wall time, peak RSS."""
+    wall, usage, watcher = run_watched(command, PeakRss, env)
+    others = sorted((mb for pid, mb in watcher.by_pid.items() if pid != watcher.pid), reverse=True)
     return {"cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": wall, "peak_rss_mb": watcher.peak,
-            "root_rss_mb": watcher.by_pid.get(child.pid, 0.0), "child_rss_mb": others}
+            "root_rss_mb": watcher.by_pid.get(watcher.pid, 0.0), "child_rss_mb": others}
 
 
 def seeded_world_arguments(prefix: str, *, connect_calls: int, chime_calls: int, call_seconds: float,

@@ -226,9 +226,10 @@ def test_the_demo_on_every_engine_writes_the_default_engines_lake_and_stops_what
     assert without_counters(on_engine) == without_counters(summary)
     if engine.endswith("-cluster"):
         started = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("  started ")]
-        pools = ["sdk-pool-1", "taskmanager-1", "sdk-pool-2", "taskmanager-2"] if workers == "external" else []
-        expected = (["jobmanager", *(pools or ["taskmanager-1", "taskmanager-2"]), "job-server"]
-                    if engine == "flink-cluster" else ["master", "worker", "job-server"])
+        taskmanagers = (["sdk-pool-1", "taskmanager-1", "sdk-pool-2", "taskmanager-2"] if workers == "external"
+                        else ["taskmanager-1", "taskmanager-2"])
+        expected = (["jobmanager", *taskmanagers, "job-server"] if engine == "flink-cluster"
+                    else ["master", "worker", "job-server"])
         assert started == expected
         assert f"  stopped {', '.join(reversed(expected))}" in done.stdout
     if engine == "flink-cluster":

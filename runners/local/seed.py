@@ -243,10 +243,11 @@ def _seed_connect(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
         contact_id = _uuid(rng)
         fragments = -(-len(customer) * 2 // CONNECT_FRAGMENT_BYTES)
         lost = config.dropout_fragment if i == 0 and (config.dropout_fragment or 0) < fragments - 1 else None
+        to_customer_first = slot % 2 == 0  # neighbouring streams order their tracks differently
         numbers = _put_connect_call(
             store, streams[slot].name, start_ms=start_ms, contact_id=contact_id,
             instance_id=instance_id, customer=customer, agent=agent,
-            to_customer_first=(slot % 2 == 0), rng=rng, lost=lost)
+            to_customer_first=to_customer_first, rng=rng, lost=lost)
         gaps = []
         if lost is not None:  # what the pipeline must make of the dropout: silence and a gap
             first, stop = lost * CONNECT_FRAGMENT_BYTES // 2, (lost + 1) * CONNECT_FRAGMENT_BYTES // 2
@@ -271,7 +272,7 @@ def _seed_connect(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
             "source": "connect", "call_id": contact_id, "partition_id": instance_id,
             "date": config.date, "start_ms": start_ms, "end_ms": end_ms,
             "streams": [{"stream_arn": streams[slot].arn, "fragments": numbers,
-                         "to_customer_first": slot % 2 == 0}],
+                         "to_customer_first": to_customer_first}],
             "channels": [_channel_truth(customer), _channel_truth(agent)],
             "redelivered": redelivered, "gaps": gaps,
         })
