@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from pipeline.options import VoicelakeOptions, run_dates
+from pipeline.options import VoicelakeOptions, run_dates, vad_config
 from transforms.analyse_calls import AnalyseCalls
 from transforms.fetch_media import FetchStreams
 from transforms.fragment_ranges import PlanFragmentRanges
@@ -44,7 +44,7 @@ def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:
     rows, wavs, bad_audio = audio | "Analyse" >> AnalyseCalls(
         opts.output, target_sample_rate=opts.target_sample_rate,
         allow_missing_fragments=opts.allow_missing_fragments,
-        write_raw_channels=opts.write_raw_channels)
+        write_raw_channels=opts.write_raw_channels, vad=vad_config(opts))
     failure_rows = ((*failures, bad_calls, bad_audio) | "AllFailures" >> beam.Flatten()
                     | "FailureRows" >> FailureRows(dates))
     ((rows, failure_rows) | "AllRows" >> beam.Flatten(), wavs) | "Lake" >> WriteLake(opts.output, dates)

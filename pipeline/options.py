@@ -72,6 +72,11 @@ class VoicelakeArguments:
         g.add_argument("--customer_leg", default="auto", choices=["auto", "caller", "callee"],
                        help="Chime: which leg is the customer; auto = the caller on Inbound calls, "
                             "the callee on Outbound calls")
+        g.add_argument("--vad", default="silero", choices=["silero", "energy"],
+                       help="voice activity behind every talk, silence, overlap and turn column: "
+                            "silero = Silero VAD v5, a neural model shipped in a wheel and run on "
+                            "the CPU (default); energy = energy-v1, the free level gate, which "
+                            "counts noise, hold music and loud non-speech sounds as talk")
         g.add_argument("--write_raw_channels", action="store_true", default=False,
                        help="also write each channel's un-normalised 8 kHz audio as its own WAV")
         g.add_argument("--connect_attribute_keys", default=None,
@@ -102,6 +107,13 @@ def _day(option: str, value: str) -> dt.date:
     except ValueError:
         raise ValueError(f"{option}={value} is not a date: expected YYYY-MM-DD, "
                          f"e.g. {option}=2024-05-14") from None
+
+
+def vad_config(opts):
+    """The VadConfig of ``--vad``."""
+    from voicelake.features import ENERGY_V1, VadConfig
+
+    return ENERGY_V1 if getattr(opts, "vad", "silero") == "energy" else VadConfig()
 
 
 def run_dates(opts) -> list[str]:

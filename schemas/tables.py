@@ -116,9 +116,9 @@ CALLS = table(
                                "fragments, truncated media or gaps."),
     col("bytes_fetched", pa.int64(), "Media bytes of the KVS fragments read for this call, each whole fragment once (bytes re-read by retries are not counted, so re-runs agree)."),
     col("vad_method", pa.string(), "Voice-activity method behind every talk, silence and turn "
-                                   "column. energy-v1: 20 ms frames above max(-45 dBFS, 10th "
-                                   "percentile level + 12 dB), pauses < 200 ms bridged, runs < "
-                                   "100 ms dropped; changed parameters are appended."),
+                                   "column: silero-v5(threshold=0.5), the Silero VAD v5 neural "
+                                   "model (default), or energy-v1, the level gate (--vad energy); "
+                                   "changed parameters are appended."),
     col("talk_ms_customer", pa.int64(), "Speech time of the customer channel in ms; null unless "
                                         "exactly one channel is the customer."),
     col("talk_ms_agent", pa.int64(), "Speech time of the agent channel in ms; null unless exactly "
@@ -129,6 +129,9 @@ CALLS = table(
     col("non_talk_ms", pa.int64(), "Time in ms during which no channel is in speech (non-talk "
                                    "time, edges of the call included)."),
     col("non_talk_ratio", pa.float64(), "non_talk_ms / duration_ms."),
+    col("non_speech_ms", pa.int64(), "channels.non_speech_ms summed over the channels: sound the "
+                                     "VAD rejects (hold music, prompts, noise); null for "
+                                     "energy-v1, which cannot tell it from speech."),
     col("long_silence_count", pa.int32(), "Stretches of more than 5 s with no channel in speech "
                                           "(as Google CCAI counts silences), edges included."),
     col("longest_silence_ms", pa.int64(), "Longest stretch with no channel in speech, in ms."),
@@ -152,9 +155,14 @@ CHANNELS = table(
     col("talk_ms", pa.int64(), "Speech time in ms: the sum of the segments of the channel."),
     col("talk_share", pa.float64(), "talk_ms / duration_ms (the talk-time percentage of Contact "
                                     "Lens, as a fraction)."),
-    col("silence_ratio", pa.float64(), "Fraction of the channel in 20 ms frames at or below the "
-                                       "VAD threshold: the raw energy gate, before pauses are "
-                                       "bridged and blips dropped."),
+    col("silence_ratio", pa.float64(), "Fraction of the channel in 20 ms frames the VAD scores "
+                                       "below its threshold (speech probability, or frame level "
+                                       "for energy-v1), before pauses are bridged and blips "
+                                       "dropped."),
+    col("non_speech_ms", pa.int64(), "Sound that is not speech, in ms: frames of the level gate "
+                                     "segments (above vad_threshold_dbfs) farther than 200 ms "
+                                     "from any speech segment, e.g. hold music, prompts, noise; "
+                                     "null for energy-v1."),
     col("segment_count", pa.int32(), "Number of speech segments (rows in segments)."),
     col("rms_dbfs_mean", pa.float64(), "Speech level: mean power over the speech of the channel, "
                                        "dBFS (0 = full-scale square wave); null without speech."),
@@ -163,8 +171,10 @@ CHANNELS = table(
     col("peak_dbfs", pa.float64(), "Largest absolute sample, dBFS; -120 means digital silence."),
     col("noise_floor_dbfs", pa.float64(), "Noise estimate: 10th percentile of the 20 ms frame "
                                           "levels, dBFS (-120 = digital silence)."),
-    col("vad_threshold_dbfs", pa.float64(), "Frame level the VAD required: max(-45, "
-                                            "noise_floor_dbfs + 12) dBFS for energy-v1."),
+    col("vad_threshold_dbfs", pa.float64(), "Level gate: max(-45, noise_floor_dbfs + 12) dBFS. "
+                                            "energy-v1 counts frames above it as speech; with "
+                                            "the neural VAD, rejected frames above it are "
+                                            "non_speech_ms."),
     col("snr_db", pa.float64(), "Signal-to-noise estimate: rms_dbfs_mean - noise_floor_dbfs, dB; "
                                 "null without speech."),
     col("longest_silence_ms", pa.int64(), "Longest stretch without speech on this channel, in ms, "

@@ -1,4 +1,7 @@
-"""Specifications of voicelake.features: exact values on synthetic calls, an oracle on real calls.
+"""Specifications of voicelake.features with the level gate, energy-v1: exact values on synthetic
+calls, an oracle on real calls.  (The neural VAD, the default, is specified in tests/test_vad.py;
+everything here that is not about the gate, the conversation structure built on the segments, holds
+for both.)
 
 Synthetic speech is a 2 kHz square wave (+A, +A, -A, -A at 8 kHz): its power is exactly A², so
 every level below is exact.  All times are multiples of the 20 ms frame.
@@ -19,13 +22,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicelake.audio import Gap
-from voicelake.features import CLIP_LEVEL, VAD_METHOD, VadConfig, analyse_call
+from dataclasses import replace
+
+from voicelake import features
+from voicelake.features import CLIP_LEVEL, ENERGY_V1, VAD_METHOD, VadConfig
 from schemas.tables import rows_to_table
 from tests.conftest import shared_path
 
 RATE = 8000
 T0 = 1_715_698_800_000
-GATE = VadConfig(noise_margin_db=None, merge_gap_ms=0, min_speech_ms=0)
+GATE = replace(ENERGY_V1, noise_margin_db=None, merge_gap_ms=0, min_speech_ms=0)
+
+
+def analyse_call(*args, config=ENERGY_V1, **kwargs):
+    return features.analyse_call(*args, config=config, **kwargs)
 
 
 def speech(spans_ms: list[tuple[int, int]], total_ms: int, amplitude: int) -> np.ndarray:
@@ -77,6 +87,7 @@ def test_scripted_call_channels(scripted):
         "channel": 0, "role": "customer", "duration_ms": 20000,
         "talk_ms": 6500, "talk_share": 0.325,
         "silence_ratio": 1 - 0.323,  # raw gate: 6460 ms of frames above the threshold
+        "non_speech_ms": None,  # the gate cannot tell sound from speech
         "segment_count": 3,
         "rms_dbfs_mean": db(0.25 * 6400 / 6500), "rms_dbfs_p95": -6.021, "peak_dbfs": -6.021,
         "noise_floor_dbfs": -120.0, "vad_threshold_dbfs": -45.0,
@@ -90,7 +101,8 @@ def test_scripted_call_channels(scripted):
     }
     assert agent == {
         "channel": 1, "role": "agent", "duration_ms": 20000,
-        "talk_ms": 5200, "talk_share": 0.26, "silence_ratio": 0.74, "segment_count": 3,
+        "talk_ms": 5200, "talk_share": 0.26, "silence_ratio": 0.74, "non_speech_ms": None,
+        "segment_count": 3,
         "rms_dbfs_mean": -12.041, "rms_dbfs_p95": -12.041, "peak_dbfs": -12.041,
         "noise_floor_dbfs": -120.0, "vad_threshold_dbfs": -45.0, "snr_db": 107.959,
         "longest_silence_ms": 6000,  # 5000-11000
@@ -111,6 +123,7 @@ def test_scripted_call_level(scripted):
         "overlap_ratio": 0.11,
         "non_talk_ms": 10500,  # 0-1000, 5000-10500, 16000-20000
         "non_talk_ratio": 0.525,
+        "non_speech_ms": None,
         "long_silence_count": 1,  # only 5000-10500 is longer than 5 s
         "longest_silence_ms": 5500,
         "turns": 4,  # C A C A C
@@ -189,8 +202,13 @@ def test_roles_decide_the_per_role_columns():
 
 
 def test_changed_parameters_are_named_in_the_method():
-    assert VadConfig().method == VAD_METHOD == "energy-v1"
+    assert ENERGY_V1.method == VAD_METHOD == "energy-v1"
     assert GATE.method == "energy-v1(noise_margin_db=None,merge_gap_ms=0,min_speech_ms=0)"
+    assert VadConfig().method == "silero-v5(threshold=0.5)"
+    assert VadConfig(threshold=0.6, skip_margin_db=None).method == \
+        "silero-v5(threshold=0.6,skip_margin_db=None)"
+    with pytest.raises(ValueError, match="unknown VAD model"):
+        VadConfig(model="webrtc")
 
 
 def test_bad_input_is_refused():

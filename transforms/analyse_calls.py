@@ -14,7 +14,8 @@ import time
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake import call_audio, progress, storage
+from voicelake import call_audio, features, progress, storage
+from voicelake import vad as vad_model
 from voicelake.call_audio import CallProblem
 from voicelake.model import CallSpec
 from transforms.common import FAILURES, call_failure
@@ -59,14 +60,19 @@ def call_rows(call: CallSpec, streams, plan, analysis, *, target_rate: int, wav_
 
 class _AnalyseCall(beam.DoFn):
     def __init__(self, root: str, *, target_sample_rate: int, allow_missing_fragments: bool,
-                 write_raw_channels: bool):
+                 write_raw_channels: bool, vad: features.VadConfig):
         # the lake's own location, so calls.wav_path is a URI an analyst can open from a query
         self.root = root if storage.is_s3(root) else os.path.abspath(root)
         self.target = target_sample_rate
         self.allow_missing, self.write_raw = allow_missing_fragments, write_raw_channels
+        self.vad = vad
         self.calls = progress.counted(Metrics.counter(NAMESPACE, "calls"))
         self.audio_ms = Metrics.counter(NAMESPACE, "audio_ms")
         self.cpu_ms = Metrics.counter(NAMESPACE, "cpu_ms")  # this stage's own CPU, for profiles
+
+    def setup(self):
+        if self.vad.neural:  # load the model once per worker process, not in the first call's time
+            vad_model.session()
 
     def process(self, element):
         _, streams = element
@@ -107,7 +113,7 @@ class _AnalyseCall(beam.DoFn):
             wavs = [stack.enter_context(storage.writable(path)) for path in paths]
             analysis = call_audio.analyse_and_write(
                 plan, local=local.__getitem__, ml_wav=wavs[0], target_rate=self.target,
-                raw_wav=wavs[1] if self.write_raw else None)
+                raw_wav=wavs[1] if self.write_raw else None, vad_config=self.vad)
         self.audio_ms.inc(analysis.call["duration_ms"])
         rows = call_rows(call, streams, plan, analysis, target_rate=self.target, wav_path=paths[0],
                          missing=missing)
@@ -118,11 +124,11 @@ class AnalyseCalls(beam.PTransform):
     """(call key, StreamAudio) -> rows (main), written WAV paths (``wavs``), Failures (``failures``)."""
 
     def __init__(self, root: str, *, target_sample_rate=16000, allow_missing_fragments=False,
-                 write_raw_channels=False):
+                 write_raw_channels=False, vad: features.VadConfig = features.VadConfig()):
         super().__init__()
         self.fn = _AnalyseCall(root, target_sample_rate=target_sample_rate,
                                allow_missing_fragments=allow_missing_fragments,
-                               write_raw_channels=write_raw_channels)
+                               write_raw_channels=write_raw_channels, vad=vad)
 
     def expand(self, keyed_streams):
         out = (

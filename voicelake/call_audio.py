@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from voicelake import audio, features
+from voicelake import audio, features, vad
 from voicelake.audio import Gap, ms_to_samples, samples_to_ms
 from voicelake.channel_file import ChannelPiece, ChannelReader, Coverage
 from voicelake.model import CHIME, CONNECT, CallSpec, StreamAudio
@@ -177,12 +177,14 @@ def _chunks(total: int, size: int):
 
 
 def analyse_and_write(plan: CallAudio, *, local: Callable[[str], str], ml_wav: str,
-                      target_rate: int, raw_wav: str | None = None) -> features.CallAnalysis:
+                      target_rate: int, raw_wav: str | None = None,
+                      vad_config: features.VadConfig = features.VadConfig()) -> features.CallAnalysis:
     """Features of the call and its WAV files, in two streaming passes over the channel files.
 
     Pass 1 reduces every channel to its bounded feature state (and writes the raw WAV); pass 2
-    resamples, removes each channel's DC and scales it to ML_PEAK_DBFS of its source peak, into
-    the ML WAV.  ``local`` maps a channel file's path to a readable local file.
+    runs the neural VAD (which needs pass 1's noise floors) and resamples, removes each channel's
+    DC and scales it to ML_PEAK_DBFS of its source peak, into the ML WAV.  ``local`` maps a
+    channel file's path to a readable local file.
     """
     window, rate = plan.window, plan.rate
     chunk = CHUNK_SECONDS * rate
@@ -200,6 +202,10 @@ def analyse_and_write(plan: CallAudio, *, local: Callable[[str], str], ml_wav: s
         if raw:
             raw.close()
         signals = [acc.result() for acc in accumulators]
+        try:
+            speech = features.SpeechPass(signals, rate, vad_config)
+        except vad.UnsupportedRate as e:
+            raise CallProblem("unsupported_sample_rate", str(e)) from None
         means = [acc.total / acc.samples / audio.FULL_SCALE for acc in accumulators]
         peaks = [max(acc.highest / audio.FULL_SCALE - m, m - acc.lowest / audio.FULL_SCALE)
                  for acc, m in zip(accumulators, means)]
@@ -210,8 +216,10 @@ def analyse_and_write(plan: CallAudio, *, local: Callable[[str], str], ml_wav: s
         chunks = list(_chunks(window.samples, chunk))
         for index, (offset, n) in enumerate(chunks):
             last = index == len(chunks) - 1
-            for c, r in enumerate(readers):
-                y = audio.to_float(r.read(window.shift + offset, n))
+            columns = [r.read(window.shift + offset, n) for r in readers]
+            speech.add(columns)
+            for c, x in enumerate(columns):
+                y = audio.to_float(x)
                 y -= np.float32(means[c])
                 y = resamplers[c].resample(y, last=last)
                 y *= np.float32(gains[c])
@@ -223,8 +231,8 @@ def analyse_and_write(plan: CallAudio, *, local: Callable[[str], str], ml_wav: s
     finally:
         for r in readers:
             r.close()
-    return features.analyse_signals(signals, rate, plan.roles, start_ms=window.start_ms,
-                                    gaps=plan.gaps)
+    return features.analyse_signals(speech.finish(signals), rate, plan.roles,
+                                    start_ms=window.start_ms, gaps=plan.gaps, config=vad_config)
 
 
 def _wav_writer(path: str, channels: int, rate: int, frames: int | None):

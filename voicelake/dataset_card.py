@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from voicelake.features import method_note
 from voicelake.manifests import UNIT_COLUMNS, hf_dtype
 
 
@@ -78,8 +79,7 @@ def render(settings: dict, stats: dict, failures: dict[str, int]) -> str:
             f"- **Audio:** {settings['audio']}, 16-bit PCM at {settings['sample_rate']} Hz.",
             f"- **Units:** {settings['units']}.",
             f"- **VAD:** the lake's segments table, method {', '.join(stats['vad_methods']) or 'unknown'} "
-            "(energy-v1: 20 ms frames above max(-45 dBFS, 10th percentile level + 12 dB), pauses "
-            "under 200 ms bridged, runs under 100 ms dropped).",
+            f"({'; '.join(method_note(m) for m in stats['vad_methods']) or 'no calls'}).",
             f"- **Splits:** {settings['split_rule']}. No call is in two splits.",
             f"- **Features:** {settings['features'] or 'none'}.",
             f"- **Command:** `{settings['command']}`.",

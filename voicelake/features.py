@@ -30,14 +30,18 @@ Conversation structure (all channels share one timeline, sample 0 = start of the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
 
+from voicelake import vad
 from voicelake.audio import FULL_SCALE, Gap, samples_to_ms
 
-VAD_METHOD = "energy-v1"
+ENERGY = "energy-v1"
+SILERO = vad.MODEL_NAME
+VAD_METHOD = ENERGY  # the level gate's name, as vad_method spells it
+SILERO_ONLY = ("threshold", "release", "skip_margin_db")  # VadConfig fields the level gate ignores
 SILENCE_DBFS = -120.0  # stands for digital silence (and floors every level)
 CLIP_LEVEL = 32735  # |s| >= 99.9 % of 32767 counts as clipped
 CLIP_EVENT_SAMPLES = 3  # a run of this many clipped samples is a flat top, i.e. a clip event
@@ -46,6 +50,14 @@ ROLES = ("customer", "agent")
 
 @dataclass(frozen=True)
 class VadConfig:
+    model: str = SILERO  # or ENERGY: the level gate alone
+    threshold: float = 0.5  # speech starts where the model's probability reaches this
+    release: float = 0.35  # ... and lasts until it falls below this (Silero's own hysteresis)
+    skip_margin_db: float | None = 3.0  # windows this close to the noise floor are not run (None: all)
+    # segments this many dB below the channel's own speech level (the 75th percentile of its speech
+    # frame levels) are another talker far off (a colleague, a TV), not the channel's speaker: dropped.
+    # None keeps them; benchmarks/vad.py measures what 15 dB does.
+    background_db: float | None = None
     frame_ms: int = 20
     floor_dbfs: float = -45.0  # the threshold never goes below this
     noise_margin_db: float | None = 12.0  # None: fixed threshold at floor_dbfs
@@ -56,14 +68,43 @@ class VadConfig:
     interrupt_lead_ms: int = 300
     interrupt_hold_ms: int = 300
 
+    def __post_init__(self):
+        if self.model not in (SILERO, ENERGY):
+            raise ValueError(f"unknown VAD model {self.model!r}: {SILERO} or {ENERGY}")
+
+    @property
+    def neural(self) -> bool:
+        return self.model == SILERO
+
     @property
     def method(self) -> str:
-        """``energy-v1``, with the parameters appended when they differ from the defaults."""
-        if self == VadConfig():
-            return VAD_METHOD
-        changed = [f"{f}={getattr(self, f)}" for f in self.__dataclass_fields__
-                   if getattr(self, f) != getattr(VadConfig(), f)]
-        return f"{VAD_METHOD}({','.join(changed)})"
+        """What ``vad_method`` says: ``silero-v5(threshold=0.5)`` or ``energy-v1``, with every
+        parameter appended that differs from its default."""
+        default = VadConfig(model=self.model)
+        shown = ["threshold"] if self.neural else []
+        changed = [f for f in self.__dataclass_fields__ if f != "model" and f not in shown
+                   and not (f in SILERO_ONLY and not self.neural)
+                   and getattr(self, f) != getattr(default, f)]
+        params = [f"{f}={getattr(self, f)}" for f in shown + changed]
+        return f"{self.model}({','.join(params)})" if params else self.model
+
+
+ENERGY_V1 = VadConfig(model=ENERGY)
+
+# What each method is, in one sentence, for the dataset card and the docs.
+METHOD_NOTES = {
+    SILERO: "Silero VAD v5, a neural model, on 32 ms windows: speech from probability 0.5 until it "
+            "falls below 0.35, then pauses under 200 ms bridged and runs under 100 ms dropped; hold "
+            "music, prompts and noise are not speech",
+    ENERGY: "a level gate: 20 ms frames above max(-45 dBFS, 10th percentile level + 12 dB), pauses "
+            "under 200 ms bridged, runs under 100 ms dropped; music and loud noise count as speech",
+}
+
+
+def method_note(method: str) -> str:
+    """The sentence of METHOD_NOTES for a vad_method value (parameters after the name ignored)."""
+    name = method.split("(", 1)[0]
+    return f"{name}: {METHOD_NOTES[name]}" if name in METHOD_NOTES else f"{method}: unknown method"
 
 
 @dataclass(frozen=True)
@@ -190,6 +231,29 @@ class ChannelSignal:
     total: int  # sum of the samples
     clipped: int  # samples with |s| >= CLIP_LEVEL
     clip_events: int  # runs of CLIP_EVENT_SAMPLES or more clipped samples
+    speech_prob: np.ndarray | None = None  # per frame, the neural VAD's speech probability
+
+
+class SpeechPass:
+    """The neural VAD's share of a call's analysis: fed the channels' samples in chunks (a second
+    pass, once the first has measured each channel's noise floor), it gives the signals their
+    speech probabilities.  A no-op for the level gate."""
+
+    def __init__(self, signals: Sequence[ChannelSignal], rate: int, config: VadConfig):
+        self.rate = rate
+        self.vad = vad.CallVad(rate, [vad.skip_gate_dbfs(s.frames.level_db, config.skip_margin_db)
+                                      for s in signals], signals[0].samples) if config.neural else None
+
+    def add(self, columns: Sequence[np.ndarray]) -> None:
+        if self.vad is not None:
+            self.vad.add(columns)
+
+    def finish(self, signals: Sequence[ChannelSignal]) -> list[ChannelSignal]:
+        if self.vad is None:
+            return list(signals)
+        window, _ = vad.geometry(self.rate)
+        return [replace(s, speech_prob=vad.frame_probabilities(p, s.frames.bounds, window))
+                for s, p in zip(signals, self.vad.finish())]
 
 
 def channel_signal(x: np.ndarray, sample_rate: int, frame_ms: int = 20) -> ChannelSignal:
@@ -242,9 +306,21 @@ def _analyse_channel(signal: ChannelSignal, rate: int, cfg: VadConfig) -> _Chann
     noise = float(np.percentile(level, cfg.noise_percentile))
     threshold = cfg.floor_dbfs if cfg.noise_margin_db is None else max(
         cfg.floor_dbfs, noise + cfg.noise_margin_db)
-    active = level > threshold
+    loud = level > threshold
+    if cfg.neural:
+        if signal.speech_prob is None:
+            raise ValueError(f"{cfg.model} needs the channel's speech probabilities (SpeechPass)")
+        active = vad.hysteresis(signal.speech_prob, cfg.threshold, cfg.release)
+        quiet = signal.speech_prob < cfg.threshold
+    else:
+        active, quiet = loud, ~loud
     starts, ends = _speech_runs(active, frames.bounds, rate, cfg)
+    if cfg.background_db is not None and len(starts):
+        own_level = np.percentile(level[_mask(starts, ends, len(level))], 75)
+        near = _db(_segment_means(frames, starts, ends)) >= own_level - cfg.background_db
+        starts, ends = starts[near], ends[near]
     speech = _mask(starts, ends, len(level))
+    non_speech_ms = _non_speech_ms(loud, speech, frames, rate, cfg) if cfg.neural else None
     seg_start_ms = samples_to_ms(frames.bounds[starts], rate)
     seg_end_ms = samples_to_ms(frames.bounds[ends], rate)
     duration_ms = int(samples_to_ms(n, rate))
@@ -256,7 +332,8 @@ def _analyse_channel(signal: ChannelSignal, rate: int, cfg: VadConfig) -> _Chann
         "duration_ms": duration_ms,
         "talk_ms": talk_ms,
         "talk_share": _ratio(talk_ms, duration_ms),
-        "silence_ratio": _ratio(int(lengths[~active].sum()), n),
+        "silence_ratio": _ratio(int(lengths[quiet].sum()), n),
+        "non_speech_ms": non_speech_ms,
         "segment_count": len(starts),
         "rms_dbfs_mean": _round(speech_level),
         "rms_dbfs_p95": _round(np.percentile(level[speech], 95)) if speech.any() else None,
@@ -271,6 +348,20 @@ def _analyse_channel(signal: ChannelSignal, rate: int, cfg: VadConfig) -> _Chann
         "dc_offset": round(signal.total / n / FULL_SCALE, 6),
     }
     return _Channel(frames, speech, (starts, ends), seg_start_ms, seg_end_ms, row)
+
+
+def _non_speech_ms(loud: np.ndarray, speech: np.ndarray, frames: _Frames, rate: int,
+                   cfg: VadConfig) -> int:
+    """Sound the VAD rejects: the level gate's segments (frames above the energy-v1 threshold,
+    pauses bridged, blips dropped), less every frame within ``merge_gap_ms`` of speech, so the
+    onsets and tails of words never count as non-speech."""
+    starts, ends = _speech_runs(loud, frames.bounds, rate, cfg)
+    sound = _mask(starts, ends, len(loud))
+    reach = -(-cfg.merge_gap_ms // cfg.frame_ms)
+    counts = np.concatenate(([0], np.cumsum(speech)))
+    i = np.arange(len(speech))
+    near = counts[np.minimum(i + reach + 1, len(speech))] > counts[np.maximum(i - reach, 0)]
+    return int(samples_to_ms(frames.lengths[sound & ~near].sum(), rate))
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -343,6 +434,9 @@ def analyse_call(channels: Sequence[np.ndarray] | np.ndarray, sample_rate: int,
     if len({len(x) for x in channels}) != 1 or not len(channels[0]):
         raise ValueError("channels must be non-empty and of equal length (one call's sample grid)")
     signals = [channel_signal(x, sample_rate, config.frame_ms) for x in channels]
+    speech = SpeechPass(signals, sample_rate, config)
+    speech.add(channels)
+    signals = speech.finish(signals)
     return analyse_signals(signals, sample_rate, roles, start_ms=start_ms, gaps=gaps, config=config)
 
 
@@ -407,6 +501,8 @@ def analyse_signals(signals: Sequence[ChannelSignal], sample_rate: int,
         "overlap_ratio": _ratio(overlap_ms, duration_ms),
         "non_talk_ms": non_talk_ms,
         "non_talk_ratio": _ratio(non_talk_ms, duration_ms),
+        "non_speech_ms": (sum(c["non_speech_ms"] for c in channel_rows)
+                          if config.neural else None),
         "long_silence_count": int(np.count_nonzero(quiet_ms > config.long_silence_ms)),
         "longest_silence_ms": int(quiet_ms.max(initial=0)),
         "turns": max(len(turn_owner) - 1, 0),

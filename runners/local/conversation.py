@@ -74,3 +74,26 @@ def from_recording(customer_wav: str | Path, agent_wav: str | Path, max_seconds:
     if max_seconds is not None:
         n = min(n, int(max_seconds * SAMPLE_RATE))
     return customer[:n].copy(), agent[:n].copy()
+
+
+def placed_turns(clips: dict[str, list[np.ndarray]], rng: np.random.Generator, *, turns: int = 10,
+                 pause_s: float = 1.2) -> tuple[list[np.ndarray], list[list[tuple[int, int]]]]:
+    """(customer, agent) int16 of clips taking turns with ``pause_s`` between them, and each
+    channel's speech spans in samples: the clips' audible extent, the truth a VAD is scored on."""
+    at, spans, parts = int(0.5 * SAMPLE_RATE), ([], []), ([], [])
+    for turn in range(turns):
+        c = turn % 2
+        choices = clips[("customer", "agent")[c]]
+        clip = choices[int(rng.integers(0, len(choices)))]
+        loud = np.flatnonzero(np.abs(clip.astype(np.int32)) > 300)
+        spans[c].append((at + int(loud[0]), at + int(loud[-1]) + 1))
+        parts[c].append((at, clip))
+        at += len(clip) + int(pause_s * SAMPLE_RATE)
+    channels = []
+    for c in range(2):
+        x = np.zeros(at, np.int32)
+        for start, clip in parts[c]:
+            x[start:start + len(clip)] += clip
+        x += rng.integers(-24, 25, at)  # a line is never digitally silent
+        channels.append(x.clip(-32768, 32767).astype(np.int16))
+    return channels, [list(s) for s in spans]
