@@ -117,9 +117,13 @@ def figures(lake: str, dates: list[str], runs: list[dict]) -> list[tuple[str, by
         ("Talk share by role",
          plots.by_role(roles, [("talk_share", channels["talk_share"], "talk_ms / duration_ms")],
                        title="Talk share by role")),
-        ("Silence ratio by role",
-         plots.by_role(roles, [("silence_ratio", channels["silence_ratio"], "share of silent frames")],
-                       title="Silence ratio by role")),
+        ("Silence and non-speech sound by role",
+         plots.by_role(roles, [("silence_ratio", channels["silence_ratio"], "share of silent frames"),
+                               ("non-speech share", [None if n is None or not d else n / d for n, d in
+                                                     zip(channels.get("non_speech_ms", [None] * len(roles)),  # older lakes
+                                                         channels["duration_ms"])],
+                                "non_speech_ms / duration_ms (hold music, prompts, noise)")],
+                       title="Silence and non-speech sound by role")),
         ("Overlap and interruptions",
          plots.overlap_and_interruptions(calls["overlap_ratio"],
                                          {"customer": calls["interruptions_customer"],

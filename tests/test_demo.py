@@ -22,3 +22,22 @@ def test_demo_seeds_runs_and_shows_the_lake(tmp_path):
     assert len(list((work / "lake/audio").rglob("*.wav"))) == 7
     report = work / "lake/_runs" / truth["date"] / "report.html"
     assert f"\nreport: {report}\n" in done.stdout and report.read_text().count("<figure><img") == 10
+
+
+def test_vad_energy_writes_every_column_the_lake_had_before_the_neural_vad(tmp_path):
+    """--vad energy is today's level gate, value for value: the demo lake's every column that existed
+    before the neural VAD became the default is as it was then (tests/golden, written by that
+    version of the pipeline), and the one new column is null."""
+    import pyarrow.parquet as pq
+
+    from runners.local.fingerprint import lake_fingerprint
+
+    work = tmp_path / "demo"
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", "--workdir", str(work),
+                           "--vad=energy"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    golden = json.loads((ROOT / "tests/golden/energy_v1_demo_lake.json").read_text())
+    assert lake_fingerprint(work / "lake", golden["columns"]) == golden["digests"]
+    for table in ("calls", "channels"):
+        for path in (work / "lake" / table).rglob("*.parquet"):
+            assert set(pq.read_table(path, columns=["non_speech_ms"]).column(0).to_pylist()) == {None}

@@ -4,7 +4,14 @@ Everything is measured on the un-normalised s16 signal, levels in dBFS (0 dBFS =
 wave, i.e. RMS 32768), with -120 dBFS standing for digital silence so no value is ever -inf or NaN.
 Statistics that need speech (speech level, SNR, reply gap) are None when there is none.
 
-Voice activity, method ``energy-v1`` (``VadConfig`` holds every threshold):
+Voice activity (``VadConfig`` holds every threshold), by default ``silero-v5``: the neural VAD of
+``voicelake.vad`` gives every 20 ms frame a speech probability (the ``SpeechPass`` over the samples,
+once the first pass has measured the channel's noise floor); speech starts where it reaches
+``threshold`` (0.5) and lasts until it falls below ``release`` (0.35), and the runs are then
+smoothed as in step 3 below.  Sound the model rejects but the level gate (steps 1-3) hears, more
+than ``merge_gap_ms`` from any speech, is the channel's ``non_speech_ms``: hold music, prompts, noise.
+
+The level gate, method ``energy-v1`` (``--vad energy``):
   1. frames of 20 ms, hop = frame: every sample is in exactly one frame, so frame sums are exact
      times (a last, shorter frame takes the remainder).  Frame level = 10·log10(mean square) dBFS.
   2. threshold = max(floor_dbfs (-45), noise floor + noise_margin_db (12)), where the noise floor

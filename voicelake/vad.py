@@ -43,12 +43,12 @@ MODEL_FILE = ("data", "silero_vad.onnx")
 MODEL_SHA256 = "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
 WINDOWS = {8000: (256, 32), 16000: (512, 64)}  # rate -> (window, context) samples
 
-BLOCK = 4  # windows that run or are skipped together (128 ms at 8 kHz)
-SPAN = 512  # a piece is the run windows of one span of this many (16.4 s at 8 kHz)
-WARMUP = 8  # windows run before each stretch of a piece, their answers dropped
-DILATE = 4  # windows this close to a loud one are run too (onsets and tails of speech)
+BLOCK = 2  # windows that run or are skipped together (64 ms at 8 kHz)
+SPAN = 256  # a piece is the run windows of one span of this many (8.2 s at 8 kHz)
+WARMUP = 2  # windows run before each stretch of a piece, their answers dropped
+DILATE = 2  # windows this close to a loud one are run too (onsets and tails of speech)
 BATCH = 32  # pieces run side by side
-SKIP_FLOOR_DBFS = -50.0  # windows at or below this level are never run (energy-v1's floor is -45)
+SKIP_FLOOR_DBFS = -45.0  # windows at or below this level are never run: energy-v1's floor too
 SILENT_FRAME_DBFS = -100.0  # frames at or below this are digital silence, not the noise floor
 
 
