@@ -116,3 +116,22 @@ def test_transient_faults_are_retried_for_the_time_budget_then_name_the_fault(st
             listing(client)
     assert raised.value.reason == "throttled"
     assert "gave up after" in raised.value.detail and "in 60 s" in raised.value.detail
+
+
+def test_a_listed_fragment_past_retention_when_fetched_is_named_expired_with_the_retention(store):
+    """Listed while in retention, gone when asked for: KVS answers FRAGMENT_NOT_FOUND in-band, and
+    the stream's DataRetentionInHours against the answer's Date names it expired, by how much."""
+    seeded(store, 3)
+    with start_emulator(store.root, tps_limit=None, now_ms=T0 + 60_000) as emulator:
+        client = archive(emulator, max_attempts=1)
+        listed = listing(client)
+    # the same store, served 24 h + 0.5 s after the first fragment: retention (24 h) took the first
+    with start_emulator(store.root, tps_limit=None, now_ms=T0 + 24 * 3_600_000 + 500) as emulator:
+        client = archive(emulator, max_attempts=1)
+        fetch = client.fetch_fragments(client.stream_arns("leg")[0], listed)
+        got = received(fetch)
+    first, *rest = [f.number for f in listed]
+    assert sorted(got) == sorted(rest)
+    reason = fetch.missing[first]
+    assert reason.startswith("outside_retention: ingested 24.0 h before KVS answered")
+    assert "past the stream's DataRetentionInHours=24" in reason

@@ -17,6 +17,7 @@ from apache_beam.metrics import Metrics
 from voicelake import call_audio, features, progress, storage
 from voicelake import vad as vad_model
 from voicelake.call_audio import CallProblem
+from voicelake.kvs_client import EXPIRED
 from voicelake.model import CallSpec
 from transforms.common import FAILURES, call_failure
 from transforms.lake_sink import join, wav_relpath
@@ -33,6 +34,21 @@ def call_reason(errors: list[tuple[str, str]]) -> tuple[str, str]:
     """The (reason, detail) that names a call's failure among its streams' errors."""
     rank = {reason: i for i, reason in enumerate(REASON_PRIORITY)}
     return min(errors, key=lambda e: (rank.get(e[0], len(rank)), e))
+
+
+def missing_reason(missing: dict[str, str]) -> tuple[str, str]:
+    """(reason, detail) of a call with unreadable fragments: outside_retention when retention had
+    taken any of them by the time KVS was asked (the operator ran too late), else
+    fragment_not_found (KVS lost media inside retention)."""
+    expired = sorted((n for n, why in missing.items() if why.startswith(EXPIRED)), key=int)
+    if expired:
+        others = len(missing) - len(expired)
+        return EXPIRED, (f"{len(expired)} fragment(s) past the stream's retention when fetched, e.g. "
+                         f"{expired[0]}: {missing[expired[0]]}"
+                         + (f"; {others} more could not be read" if others else ""))
+    first = sorted(missing, key=int)[0]
+    return "fragment_not_found", (f"{len(missing)} fragment(s) could not be read, "
+                                  f"e.g. {first}: {missing[first]}")
 
 
 def call_rows(call: CallSpec, streams, plan, analysis, *, target_rate: int, wav_path: str,
@@ -99,9 +115,7 @@ class _AnalyseCall(beam.DoFn):
             raise CallProblem(*call_reason(errors), stage="media")
         missing = {n: why for s in streams for n, why in s.missing}
         if missing and not self.allow_missing:
-            first = sorted(missing, key=int)[0]
-            raise CallProblem("fragment_not_found", f"{len(missing)} fragment(s) could not be read, "
-                              f"e.g. {first}: {missing[first]}", stage="media")
+            raise CallProblem(*missing_reason(missing), stage="media")
         plan = call_audio.plan_call_audio(call, streams)
         relative = wav_relpath(call.date, call.partition_id, call.call_id)
         paths = [join(self.root, relative)]

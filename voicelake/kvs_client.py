@@ -13,6 +13,7 @@ botocore gives us the wire protocol, not the operational rules that sank the exi
 """
 from __future__ import annotations
 
+import email.utils
 import os
 import random
 import threading
@@ -29,6 +30,8 @@ from voicelake import mkv_parser
 LIST_FRAGMENTS = "LIST_FRAGMENTS"
 GET_MEDIA_FOR_FRAGMENT_LIST = "GET_MEDIA_FOR_FRAGMENT_LIST"
 MAX_FRAGMENTS_PER_REQUEST = 1000
+EXPIRED = "outside_retention"  # how a missing fragment's reason starts when retention took it
+ZERO_RETENTION_MS = 5 * 60_000  # DataRetentionInHours=0 keeps a 5-minute host buffer (kvs.md §4.5)
 # ConnectionLimitExceeded: more than 5 concurrent GetMediaForFragmentList connections on a stream,
 # which many workers reading one pooled stream can cause; it clears when a connection closes.
 RETRYABLE_CODES = {"ClientLimitExceededException", "ConnectionLimitExceededException",
@@ -164,6 +167,7 @@ class KvsArchive:
     """One worker's view of KVS archived media: cached endpoints, paced and retried calls."""
 
     _shared_endpoints: dict[tuple[str, str, str], str] = {}
+    _shared_retention: dict[tuple[str, str], int] = {}
     _shared_limiter = RateLimiter()
 
     def __init__(self, *, endpoint_url: str | None = None, region: str | None = None,
@@ -200,6 +204,15 @@ class KvsArchive:
                 StreamARN=stream_arn, APIName=api))
             cached = self._shared_endpoints[key] = response["DataEndpoint"]
         return cached
+
+    def retention_hours(self, stream_arn: str) -> int:
+        """The stream's DataRetentionInHours (DescribeStream), asked once per worker and stream."""
+        key = (self.endpoint_url or "", stream_arn)
+        if key not in self._shared_retention:
+            info = self._call((stream_arn, "DESCRIBE_STREAM"),
+                              lambda: self._control.describe_stream(StreamARN=stream_arn))
+            self._shared_retention[key] = int(info["StreamInfo"].get("DataRetentionInHours", 0))
+        return self._shared_retention[key]
 
     def _media(self, stream_arn: str, api: str):
         return shared_client("kinesis-video-archived-media", self.data_endpoint(stream_arn, api),
@@ -288,6 +301,7 @@ class MediaFetch:
         self.missing: dict[str, str] = {}  # number -> why it never arrived
         self.bytes_read = 0
         self.attempts = 0
+        self.answered_ms: int | None = None  # the service's clock (Date) at the last answer
 
     def __iter__(self):
         archive, retry = self.archive, self.archive.retry
@@ -302,6 +316,7 @@ class MediaFetch:
             try:
                 response = client.get_media_for_fragment_list(StreamARN=self.stream_arn,
                                                               Fragments=pending)
+                self.answered_ms = answered_ms(response) or self.answered_ms
                 yield from self._consume(response["Payload"], delivered)
             except mkv_parser.ParseError as exc:
                 raise KvsError("corrupt_media", str(exc)) from exc
@@ -323,6 +338,28 @@ class MediaFetch:
                 break
             retry.sleep(retry.delay(rounds - 1))
         self.missing = {n: self.errors.get(n, "not in the response") for n in pending}
+        self._name_expired()
+
+    def _name_expired(self) -> None:
+        """A missing fragment that was older than the stream's retention when KVS answered is
+        expired media ("you ran too late"), not media KVS lost: its reason says so."""
+        listed = {n: self.listing.get(n) for n in self.missing}
+        if self.answered_ms is None or not any(listed.values()):
+            return
+        try:
+            hours = self.archive.retention_hours(self.stream_arn)
+        except KvsError:
+            return  # not knowing the retention leaves the reason as KVS gave it
+        kept_ms = hours * 3_600_000 if hours else ZERO_RETENTION_MS
+        for number, fragment in listed.items():
+            if fragment is None:
+                continue
+            past = self.answered_ms - fragment.server_ms - kept_ms
+            if past > -1000:  # a Date header is whole seconds: the answer came up to 1 s later
+                self.missing[number] = (
+                    f"{EXPIRED}: ingested {_hours(self.answered_ms - fragment.server_ms)} before KVS "
+                    f"answered, {_hours(max(past, 0))} past the stream's DataRetentionInHours={hours}"
+                    + ("" if hours else " (a 5-minute buffer)"))
 
     def _consume(self, payload, delivered: set[str]):
         counted = _CountingReader(payload)
@@ -351,6 +388,19 @@ class MediaFetch:
         finally:
             self.bytes_read += counted.count
             payload.close()
+
+
+def answered_ms(response: dict) -> int | None:
+    """The Date header of a KVS answer, in epoch ms (None if absent or unreadable)."""
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return int(email.utils.parsedate_to_datetime(date).timestamp() * 1000) if date else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _hours(ms: int) -> str:
+    return f"{ms / 3_600_000:.1f} h"
 
 
 def shorter_than_listed(fragment, listed: "ListedFragment | None") -> str | None:

@@ -54,16 +54,20 @@ class ChaosReport:
                 f"two runs byte-identical: {'yes' if self.identical_reruns else 'NO'}"]
 
 
-def expiring_clock(calls: list[dict], expired: int, pad_ms: int = 60_000) -> tuple[int, int]:
+def expiring_clock(calls: list[dict], expired: int, pad_ms: int = 60_000, *,
+                   partly: bool = False) -> tuple[int, int]:
     """(an emulator clock, how many calls it expires): the ``expired`` earliest calls (windows padded
     by ``pad_ms``) or, where those overlap later calls, the fewest more, fall before the retention
-    start; every later call is inside it."""
+    start; every later call is inside it.  ``partly``: the retention start falls in the middle of
+    the last expired call, so its first half is gone and its second half still listed."""
     ordered = sorted(calls, key=lambda c: c["start_ms"])
     for k in range(expired, len(ordered)):
         last_gone = max(c["end_ms"] for c in ordered[:k]) + pad_ms
         first_kept = ordered[k]["start_ms"] - pad_ms
         if last_gone < first_kept:
-            return (last_gone + first_kept) // 2 + RETENTION_HOURS * 3_600_000, k
+            cut = ((ordered[k - 1]["start_ms"] + ordered[k - 1]["end_ms"]) // 2 if partly
+                   else (last_gone + first_kept) // 2)
+            return cut + RETENTION_HOURS * 3_600_000, k
     raise ValueError("the seeded calls overlap wherever retention could split them: reseed")
 
 
@@ -88,13 +92,14 @@ def read_table(lake: Path, name: str) -> list[dict]:
 
 
 def hostile_night(work: Path, s3, run, *, connect_calls: int, chime_calls: int, call_seconds: float,
-                  expired: int, seed: int = 1, extra_args: tuple[str, ...] = ()) -> ChaosReport:
+                  expired: int, seed: int = 1, extra_args: tuple[str, ...] = (),
+                  partly: bool = False) -> ChaosReport:
     """Seed, serve with every fault on, run the pipeline (``run(argv)``) twice, check the lake."""
     config = WorldConfig(connect_calls=connect_calls, chime_calls=chime_calls,
                          call_seconds=call_seconds, bad_records=False, dropout_fragment=None,
                          bucket=f"chaos-{seed}", seed=seed)
     truth = seed_world(s3.client(), KvsStore(work / "kvs"), config, work / "truth.json")
-    now, expired = expiring_clock(truth.calls, expired)
+    now, expired = expiring_clock(truth.calls, expired, partly=partly)
     gone = {c["call_id"] for c in sorted(truth.calls, key=lambda c: c["start_ms"])[:expired]}
     bucket, lake = f"s3://{config.bucket}/", work / "lake"
     argv = [f"--date={config.date}", f"--ctr_prefix={bucket}{PREFIX_CTR}",

@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import email.utils
 import json
 import logging
 import random
@@ -480,6 +481,11 @@ class KvsRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive like AWS endpoints, and needed for chunked bodies
     server_version = "voicelake-kvs-emulator"
     server: "_HttpServer"
+
+    def date_time_string(self, timestamp=None) -> str:
+        """The Date header, on the emulator's clock: as AWS does, it says when the service answered,
+        which is what a client judges retention against (and the clock may be frozen)."""
+        return email.utils.formatdate(self.server.service.clock_ms() / 1000, usegmt=True)
 
     def do_POST(self) -> None:
         request_id = str(uuid.uuid4())
