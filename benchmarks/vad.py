@@ -43,20 +43,7 @@ VADS = {"energy-v1": ENERGY_V1, "silero-v5": VadConfig(),
 ONE_SEQUENCE = dict(block=1, span=10 ** 9, warmup=0)  # the reference: each channel in one pass
 
 
-def frames_of(spans, n: int) -> np.ndarray:
-    mask = np.zeros(-(-n // FRAME), bool)
-    for a, b in spans:
-        mask[a // FRAME:-(-b // FRAME)] = True
-    return mask
 
-
-def speech_mask(result: features.CallAnalysis, channel: int, n: int) -> np.ndarray:
-    return frames_of([(s["start_ms"] * 8, s["end_ms"] * 8) for s in result.segments
-                      if s["channel"] == channel], n)
-
-
-def f1(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(2 * (found & truth).sum() / max(found.sum() + truth.sum(), 1))
 
 
 def reference_analysis(channels) -> features.CallAnalysis:
@@ -79,7 +66,7 @@ def real_calls() -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]]:
         n = min(len(x) for x in channels)
         channels = [x[:n] for x in channels]
         ref = reference_analysis(channels)
-        out[f"real call {number}"] = (channels, [speech_mask(ref, c, n) for c in range(2)])
+        out[f"real call {number}"] = (channels, [sounds.segment_frames(ref.segments, c, n) for c in range(2)])
     return out
 
 
@@ -87,7 +74,7 @@ def clip_calls() -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]]:
     clips, out = load_clips(), {}
     for seed in (1, 2):
         channels, spans = placed_turns(clips, np.random.default_rng(seed), turns=16, pause_s=1.0)
-        out[f"clips {seed}"] = (channels, [frames_of(s, len(channels[0])) for s in spans])
+        out[f"clips {seed}"] = (channels, [sounds.frames_of(s, len(channels[0])) for s in spans])
     return out
 
 
@@ -133,7 +120,7 @@ def score(name, channels, truth, music, clean_masks, results):
         started = time.process_time()
         result = features.analyse_call(channels, RATE, ROLES, config=config)
         cpu = time.process_time() - started
-        masks = [speech_mask(result, c, n) for c in range(2)]
+        masks = [sounds.segment_frames(result.segments, c, n) for c in range(2)]
         if name == "clean":
             clean_masks[label] = masks
             clean_masks[label, "talk"] = [c["talk_ms"] for c in result.channels]
@@ -143,8 +130,8 @@ def score(name, channels, truth, music, clean_masks, results):
         music_talk = masks[1][music[0]:music[1]].sum() * 0.02 if music else None  # agent side
         row = {
             "condition": name, "vad": label,
-            "f1": [f1(m, t) for m, t in zip(masks, truth)],
-            "f1_own": [f1(m, o[:len(m)]) for m, o in zip(masks, own)] if own and music is None else None,
+            "f1": [sounds.frame_f1(m, t) for m, t in zip(masks, truth)],
+            "f1_own": [sounds.frame_f1(m, o[:len(m)]) for m, o in zip(masks, own)] if own and music is None else None,
             "talk_err": [(c["talk_ms"] - r) / max(r, 1) for c, r in zip(result.channels, ref_talk)],
             "talk_err_own": [(c["talk_ms"] - r) / max(r, 1) for c, r in
                              zip(result.channels, clean_masks[label, "talk"])] if music is None else None,
@@ -252,7 +239,7 @@ def cost_steps(calls: dict, rounds: int):
                           for s, p in zip(signals, probs)]
             result = features.analyse_signals(with_probs, RATE, ROLES, config=VadConfig())
             ref = reference_analysis(channels)
-            scores = [f1(speech_mask(result, c, n), speech_mask(ref, c, n)) for c in range(2)]
+            scores = [sounds.frame_f1(sounds.segment_frames(result.segments, c, n), sounds.segment_frames(ref.segments, c, n)) for c in range(2)]
             share = detector.windows_run / sum(len(p) for p in probs)
             print(f"  {step:38} {name:26} {share:10.0%} {per_channel_hour:15.2f} "
                   f"{2 * per_channel_hour:12.2f} {scores[0]:6.3f} / {scores[1]:.3f}")

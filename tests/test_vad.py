@@ -21,24 +21,11 @@ RATE = 8000
 FRAME = 160
 
 
-def frames_of(spans: list[tuple[int, int]], n: int) -> np.ndarray:
-    mask = np.zeros(-(-n // FRAME), bool)
-    for a, b in spans:
-        mask[a // FRAME:-(-b // FRAME)] = True
-    return mask
-
 
 def placed_call(pause_s: float = 1.2, turns: int = 10, seed: int = 0):
     return placed_turns(load_clips(), np.random.default_rng(seed), turns=turns, pause_s=pause_s)
 
 
-def speech_frames(result: features.CallAnalysis, channel: int, n: int) -> np.ndarray:
-    return frames_of([(s["start_ms"] * 8, s["end_ms"] * 8) for s in result.segments
-                      if s["channel"] == channel], n)
-
-
-def f1(found: np.ndarray, truth: np.ndarray) -> float:
-    return 2 * (found & truth).sum() / max(found.sum() + truth.sum(), 1)
 
 
 def analyse(channels, config=VadConfig()):
@@ -106,7 +93,7 @@ def test_digital_silence_and_the_noise_floor_are_never_run():
     probs = detector.finish()
     assert not probs[1].any()
     windows = len(probs[0])
-    speech = frames_of(spans[0], len(customer))
+    speech = sounds.frames_of(spans[0], len(customer))
     # run: the speech, its onsets and tails, warm-ups; not the 6 s pauses of line noise
     assert detector.windows_run < 0.75 * windows
     assert detector.windows_run > speech.mean() * windows
@@ -129,9 +116,9 @@ def test_speech_is_found_where_the_clips_are():
     result = analyse(channels)
     assert result.call["vad_method"] == "silero-v5(threshold=0.5)"
     for c in range(2):
-        truth = frames_of(spans[c], len(channels[c]))
-        found = speech_frames(result, c, len(channels[c]))
-        assert f1(found, truth) >= 0.9
+        truth = sounds.frames_of(spans[c], len(channels[c]))
+        found = sounds.segment_frames(result.segments, c, len(channels[c]))
+        assert sounds.frame_f1(found, truth) >= 0.9
         assert result.channels[c]["talk_ms"] == pytest.approx(truth.sum() * 20, rel=0.15)
         assert result.channels[c]["non_speech_ms"] < 500  # words have no non-speech around them
 
@@ -141,13 +128,13 @@ def test_noise_at_10_db_snr_keeps_the_talk_of_the_clean_call(kind):
     channels, spans = placed_call(seed=3)
     clean = analyse(channels)
     rng = np.random.default_rng(11)
-    noisy_channels = [sounds.add_noise(x, frames_of(s, len(x)), kind, 10.0, rng)
+    noisy_channels = [sounds.add_noise(x, sounds.frames_of(s, len(x)), kind, 10.0, rng)
                       for x, s in zip(channels, spans)]
     noisy = analyse(noisy_channels)
     gate = analyse(noisy_channels, ENERGY_V1)
     for c in range(2):
-        reference = speech_frames(clean, c, len(channels[c]))
-        assert f1(speech_frames(noisy, c, len(channels[c])), reference) >= 0.85
+        reference = sounds.segment_frames(clean.segments, c, len(channels[c]))
+        assert sounds.frame_f1(sounds.segment_frames(noisy.segments, c, len(channels[c])), reference) >= 0.85
         talk = clean.channels[c]["talk_ms"]
         assert noisy.channels[c]["talk_ms"] == pytest.approx(talk, rel=0.15)
         # the level gate's floating threshold: noise lifts it over much of the speech
@@ -180,9 +167,9 @@ def test_knocks_and_clicks_are_not_speech():
     knocks, where = sounds.transients(len(customer), 12, np.random.default_rng(2))
     customer = sounds.mix(customer, knocks)
     result = analyse([customer, agent])
-    found = speech_frames(result, 0, len(customer))
-    truth = frames_of(spans[0], len(customer))
-    knock_frames = frames_of(where, len(customer)) & ~truth
+    found = sounds.segment_frames(result.segments, 0, len(customer))
+    truth = sounds.frames_of(spans[0], len(customer))
+    knock_frames = sounds.frames_of(where, len(customer)) & ~truth
     assert (found & knock_frames).sum() <= 0.25 * knock_frames.sum()
     gate = analyse([customer, agent], ENERGY_V1)
-    assert (speech_frames(gate, 0, len(customer)) & knock_frames).sum() > 0.5 * knock_frames.sum()
+    assert (sounds.segment_frames(gate.segments, 0, len(customer)) & knock_frames).sum() > 0.5 * knock_frames.sum()

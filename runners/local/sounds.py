@@ -12,6 +12,25 @@ RATE = 8000
 FRAME = 160  # 20 ms
 
 
+def frames_of(spans, n: int) -> np.ndarray:
+    """A bool per 20 ms frame of ``n`` samples: True where any (start, end) sample span reaches."""
+    mask = np.zeros(-(-n // FRAME), bool)
+    for a, b in spans:
+        mask[a // FRAME:-(-b // FRAME)] = True
+    return mask
+
+
+def segment_frames(segments: list[dict], channel: int, n: int) -> np.ndarray:
+    """The frames of ``n`` samples that a channel's rows of the segments table cover."""
+    return frames_of([(r["start_ms"] * RATE // 1000, r["end_ms"] * RATE // 1000) for r in segments
+                      if r["channel"] == channel], n)
+
+
+def frame_f1(found: np.ndarray, truth: np.ndarray) -> float:
+    """F1 of speech frames against true ones (1.0 when both are empty)."""
+    return float(2 * (found & truth).sum() / max(found.sum() + truth.sum(), 1)) if truth.any() or found.any() else 1.0
+
+
 def coloured_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     """Unit-power float noise: ``white`` (flat), ``pink`` (1/f power, desk and room noise) or
     ``brown`` (1/f², rumble), shaped in the frequency domain."""
