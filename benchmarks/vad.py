@@ -3,8 +3,9 @@ of running the model cheaply costs.  Prints tables; asserts nothing.
 
 Calls:
   - the two real two-leg calls of ../shared/samples/audio (40: polite turns, 49: cross-talk and
-    short loud non-speech sounds on the caller's side).  Reference: Silero v5 run over each clean
-    channel as one sequence (no skipping, no restarts), with the pipeline's hysteresis and smoothing;
+    short loud non-speech sounds on the caller's side).  Reference: Silero v5, the graph as shipped,
+    run over each clean channel as one sequence (no skipping, no restarts), with the pipeline's
+    hysteresis and smoothing;
   - two calls of the committed speech clips taking turns.  Reference: where the clips are.
 Conditions made from each (runners/local/sounds.py): white noise at 20 and 10 dB SNR, pink and
 brown noise at 10 dB (SNR against the active speech level), 30 s of hold music put into a pause on
@@ -47,9 +48,11 @@ ONE_SEQUENCE = dict(block=1, span=10 ** 9, warmup=0)  # the reference: each chan
 
 
 def reference_analysis(channels) -> features.CallAnalysis:
-    """Silero v5 over each clean channel in one pass, the pipeline's post-processing after it."""
+    """Silero v5 as shipped over each clean channel in one pass, the pipeline's post-processing
+    after it."""
     signals = [features.channel_signal(x, RATE) for x in channels]
-    detector = vad.CallVad(RATE, [-np.inf] * len(channels), len(channels[0]), **ONE_SEQUENCE)
+    detector = vad.CallVad(RATE, [-np.inf] * len(channels), len(channels[0]), **ONE_SEQUENCE,
+                           model=vad.session(RATE, shipped=True))
     detector.add(channels)
     window, _ = vad.geometry(RATE)
     signals = [replace(s, speech_prob=vad.frame_probabilities(p, s.frames.bounds, window))
@@ -158,69 +161,35 @@ def print_rows(rows):
 # ---- cost of each step -----------------------------------------------------------------------
 
 def quantised_model():
-    """Silero's 8 kHz branch as its own graph, weights quantised to int8 (onnxruntime's dynamic
-    quantisation); None without the onnx package."""
-    try:
-        import onnx
-        from onnx import helper, numpy_helper
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError:
-        return None
+    """The default (batched, 8 kHz) graph with its weights quantised to int8 by onnxruntime's
+    dynamic quantisation."""
+    import logging
     import tempfile
 
-    import logging
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    import onnxruntime as ort
+    from voicelake.vad_graph import single_rate_model
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice on every tensor it skips
-
-    model = onnx.load(str(vad.model_path()))
-    def as_initializers(graph):  # the quantiser wants weights as initializers, not Constant nodes
-        for node in [n for n in graph.node if n.op_type == "Constant" and n.attribute[0].name == "value"]:
-            tensor = onnx.TensorProto()
-            tensor.CopyFrom(node.attribute[0].t)
-            tensor.name = node.output[0]
-            graph.initializer.append(tensor)
-            graph.node.remove(node)
-
-    nodes = {n.op_type: n for n in model.graph.node}
-    sixteen = int(numpy_helper.to_array(nodes["Constant"].attribute[0].t)) == 16000
-    branches = {a.name: a.g for a in nodes["If"].attribute}
-    branch = branches["else_branch" if sixteen else "then_branch"]  # taken when sr != 16000
-    graph = helper.make_graph(
-        list(branch.node), "silero_8k", [i for i in model.graph.input if i.name != "sr"],
-        [helper.make_tensor_value_info(o.name, onnx.TensorProto.FLOAT, None) for o in branch.output])
-    as_initializers(graph)
+    window, context = vad.geometry(RATE)
     with tempfile.TemporaryDirectory() as tmp:
         plain, quantised = Path(tmp, "8k.onnx"), Path(tmp, "8k-int8.onnx")
-        onnx.save(helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version), plain)
+        plain.write_bytes(single_rate_model(vad.model_bytes(), RATE, window, context))
         quantize_dynamic(str(plain), str(quantised), weight_type=QuantType.QInt8)
-        data = quantised.read_bytes()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
-    class WithoutRate:  # the branch has no sr input
-        def run(self, names, feeds):
-            return session.run(names, {k: v for k, v in feeds.items() if k != "sr"})
-
-    return WithoutRate()
+        return vad.Model(quantised.read_bytes())
 
 
 def cost_steps(calls: dict, rounds: int):
-    quantised = quantised_model()
-    steps = [("1 window per run, no skipping", dict(batch=1, **ONE_SEQUENCE), False, None),
-             ("batches of 32 pieces, no skipping", {}, False, None),
-             ("batches + skipping (the default)", {}, True, None),
-             ("quantised int8 + batches + skipping", {}, True, quantised)]
+    shipped, batched = vad.session(RATE, shipped=True), vad.session(RATE)
+    steps = [("shipped graph, 1 window per run", dict(batch=1, **ONE_SEQUENCE), False, shipped),
+             ("shipped graph, batches of 32 pieces", {}, False, shipped),
+             ("shipped graph, batches + skipping", {}, True, shipped),
+             ("batched convolutions + batches + skipping (the default)", {}, True, batched),
+             ("quantised int8 + the default", {}, True, quantised_model())]
     print("\nCost of each step, the model alone (CallVad), medians of", rounds, "rounds; F1 against "
           "the reference (one pass, no skipping), smoothed as the pipeline does")
-    print(f"  {'step':38} {'call':26} {'windows run':>11} {'CPU-s/channel-h':>15} {'per stereo h':>12} {'F1 cust/agent':>14}")
+    print(f"  {'step':56} {'call':26} {'windows run':>11} {'CPU-s/channel-h':>15} {'per stereo h':>12} {'F1 cust/agent':>14}")
     for step, kwargs, skip, model in steps:
-        if model is None and step.startswith("quantised"):
-            print(f"  {step:38} skipped: needs the onnx package (pip install onnx)")
-            continue
         for name, (channels, _) in calls.items():
             n = len(channels[0])
             signals = [features.channel_signal(x, RATE) for x in channels]
@@ -241,7 +210,7 @@ def cost_steps(calls: dict, rounds: int):
             ref = reference_analysis(channels)
             scores = [sounds.frame_f1(sounds.segment_frames(result.segments, c, n), sounds.segment_frames(ref.segments, c, n)) for c in range(2)]
             share = detector.windows_run / sum(len(p) for p in probs)
-            print(f"  {step:38} {name:26} {share:10.0%} {per_channel_hour:15.2f} "
+            print(f"  {step:56} {name:26} {share:10.0%} {per_channel_hour:15.2f} "
                   f"{2 * per_channel_hour:12.2f} {scores[0]:6.3f} / {scores[1]:.3f}")
 
 

