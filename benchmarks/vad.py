@@ -174,7 +174,17 @@ def quantised_model():
     window, context = vad.geometry(RATE)
     with tempfile.TemporaryDirectory() as tmp:
         plain, quantised = Path(tmp, "8k.onnx"), Path(tmp, "8k-int8.onnx")
-        plain.write_bytes(single_rate_model(vad.model_bytes(), RATE, window, context))
+        import onnx
+
+        graph = onnx.load_from_string(single_rate_model(vad.model_bytes(), RATE, window, context))
+        for node in [n for n in graph.graph.node if n.op_type == "Constant"
+                     and n.attribute[0].name == "value"]:  # the quantiser wants initializers
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(node.attribute[0].t)
+            tensor.name = node.output[0]
+            graph.graph.initializer.append(tensor)
+            graph.graph.node.remove(node)
+        onnx.save(graph, plain)
         quantize_dynamic(str(plain), str(quantised), weight_type=QuantType.QInt8)
         return vad.Model(quantised.read_bytes())
 
@@ -218,6 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the cost table (medians)")
     parser.add_argument("--quick", action="store_true", help="the real calls only, one round")
+    parser.add_argument("--cost-only", action="store_true", help="only the table of steps")
     args = parser.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"{SHARED} is missing: the benchmark needs the shared/ folder beside the project")
@@ -231,7 +242,7 @@ def main() -> None:
     print("per condition: F1 cust/agent vs the reference | vs the same VAD on the clean call | "
           "talk error cust/agent | overlap error s | talk in the music s | non_speech s | "
           "CPU-s per channel-hour (analysis, features included)")
-    for name, (channels, truth) in calls.items():
+    for name, (channels, truth) in ({} if args.cost_only else calls).items():
         print(f"\n{name} ({len(channels[0]) / RATE:.0f} s)")
         other = next(v for k, v in voices.items() if k != name)
         clean_masks = {}
