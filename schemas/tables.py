@@ -116,9 +116,9 @@ CALLS = table(
                                "fragments, truncated media or gaps."),
     col("bytes_fetched", pa.int64(), "Media bytes of the KVS fragments read for this call, each whole fragment once (bytes re-read by retries are not counted, so re-runs agree)."),
     col("vad_method", pa.string(), "Voice-activity method behind every talk, silence and turn "
-                                   "column: silero-v5(threshold=0.5), the Silero VAD v5 neural "
-                                   "model (default), or energy-v1, the level gate (--vad energy); "
-                                   "changed parameters are appended."),
+                                   "column: silero-v5(threshold=0.5,background_db=15.0), the "
+                                   "Silero VAD v5 neural model (default), or energy-v1, the level "
+                                   "gate (--vad energy); changed parameters are appended."),
     col("talk_ms_customer", pa.int64(), "Speech time of the customer channel in ms; null unless "
                                         "exactly one channel is the customer."),
     col("talk_ms_agent", pa.int64(), "Speech time of the agent channel in ms; null unless exactly "

@@ -156,7 +156,7 @@ def test_the_dataset_card_counts_units_and_hours_per_split_and_role(hf_export, h
             hours = sum(int(r["duration_ms"]) for r in mine) / 3_600_000
             calls = len({r["call_id"] for r in rows})
             assert f"| {split} | {role} | {len(mine)} | {hours:.3f} | {calls} |" in card
-    assert "method silero-v5(threshold=0.5) (silero-v5: Silero VAD v5" in card
+    assert "method silero-v5(threshold=0.5,background_db=15.0) (silero-v5: Silero VAD v5" in card
     assert "Source dates:** 2024-05-14" in card
     assert summary["failures"] == {} and (out / "failures.jsonl").read_bytes() == b""
 

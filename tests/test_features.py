@@ -204,9 +204,9 @@ def test_roles_decide_the_per_role_columns():
 def test_changed_parameters_are_named_in_the_method():
     assert ENERGY_V1.method == VAD_METHOD == "energy-v1"
     assert GATE.method == "energy-v1(noise_margin_db=None,merge_gap_ms=0,min_speech_ms=0)"
-    assert VadConfig().method == "silero-v5(threshold=0.5)"
+    assert VadConfig().method == "silero-v5(threshold=0.5,background_db=15.0)"
     assert VadConfig(threshold=0.6, skip_margin_db=None).method == \
-        "silero-v5(threshold=0.6,skip_margin_db=None)"
+        "silero-v5(threshold=0.6,background_db=15.0,skip_margin_db=None)"
     with pytest.raises(ValueError, match="unknown VAD model"):
         VadConfig(model="webrtc")
 

@@ -130,7 +130,7 @@ def test_hysteresis_starts_at_the_threshold_and_ends_below_the_release():
 def test_speech_is_found_where_the_clips_are():
     channels, spans = placed_call()
     result = analyse(channels)
-    assert result.call["vad_method"] == "silero-v5(threshold=0.5)"
+    assert result.call["vad_method"] == "silero-v5(threshold=0.5,background_db=15.0)"
     for c in range(2):
         truth = sounds.frames_of(spans[c], len(channels[c]))
         found = sounds.segment_frames(result.segments, c, len(channels[c]))

@@ -48,7 +48,7 @@ from voicelake.audio import FULL_SCALE, Gap, samples_to_ms
 ENERGY = "energy-v1"
 SILERO = vad.MODEL_NAME
 VAD_METHOD = ENERGY  # the level gate's name, as vad_method spells it
-SILERO_ONLY = ("threshold", "release", "skip_margin_db")  # VadConfig fields the level gate ignores
+SILERO_ONLY = ("threshold", "release", "skip_margin_db", "background_db")  # VadConfig fields the level gate ignores
 SILENCE_DBFS = -120.0  # stands for digital silence (and floors every level)
 CLIP_LEVEL = 32735  # |s| >= 99.9 % of 32767 counts as clipped
 CLIP_EVENT_SAMPLES = 3  # a run of this many clipped samples is a flat top, i.e. a clip event
@@ -61,10 +61,10 @@ class VadConfig:
     threshold: float = 0.5  # speech starts where the model's probability reaches this
     release: float = 0.35  # ... and lasts until it falls below this (Silero's own hysteresis)
     skip_margin_db: float | None = 3.0  # windows this close to the noise floor are not run (None: all)
-    # segments this many dB below the channel's own speech level (the 75th percentile of its speech
-    # frame levels) are another talker far off (a colleague, a TV), not the channel's speaker: dropped.
-    # None keeps them; benchmarks/vad.py measures what 15 dB does.
-    background_db: float | None = None
+    # neural VAD: segments this many dB below the channel's own speech level (the 75th percentile of
+    # its speech frame levels) are another talker far off (a colleague, a TV), not the channel's
+    # speaker, and are dropped; None keeps them.  benchmarks/vad.py measures what it does.
+    background_db: float | None = 15.0
     frame_ms: int = 20
     floor_dbfs: float = -45.0  # the threshold never goes below this
     noise_margin_db: float | None = 12.0  # None: fixed threshold at floor_dbfs
@@ -85,10 +85,10 @@ class VadConfig:
 
     @property
     def method(self) -> str:
-        """What ``vad_method`` says: ``silero-v5(threshold=0.5)`` or ``energy-v1``, with every
-        parameter appended that differs from its default."""
+        """What ``vad_method`` says: ``silero-v5(threshold=0.5,background_db=15.0)`` or
+        ``energy-v1``, with every other parameter appended that differs from its default."""
         default = VadConfig(model=self.model)
-        shown = ["threshold"] if self.neural else []
+        shown = ["threshold", "background_db"] if self.neural else []
         changed = [f for f in self.__dataclass_fields__ if f != "model" and f not in shown
                    and not (f in SILERO_ONLY and not self.neural)
                    and getattr(self, f) != getattr(default, f)]
@@ -322,7 +322,7 @@ def _analyse_channel(signal: ChannelSignal, rate: int, cfg: VadConfig) -> _Chann
     else:
         active, quiet = loud, ~loud
     starts, ends = _speech_runs(active, frames.bounds, rate, cfg)
-    if cfg.background_db is not None and len(starts):
+    if cfg.neural and cfg.background_db is not None and len(starts):
         own_level = np.percentile(level[_mask(starts, ends, len(level))], 75)
         near = _db(_segment_means(frames, starts, ends)) >= own_level - cfg.background_db
         starts, ends = starts[near], ends[near]
