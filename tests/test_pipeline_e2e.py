@@ -264,8 +264,10 @@ def test_a_call_whose_first_fragments_expired_fails_instead_of_silently_losing_i
     # ten seconds into the call have left the retention period; its end has not
     with start_emulator(world.root / "kvs", now_ms=first["start_ms"] + retention_ms + 10_000) as later:
         run(pipeline_args(world, tmp_path, later.url, "--max_attempts=1"))
-    failures = {f["call_id"]: f["reason"] for f in table(tmp_path, "failures") if f["stage"] != "records"}
-    assert failures.get(first["call_id"]) == "fragment_not_found"
+    failures = {f["call_id"]: f for f in table(tmp_path, "failures") if f["stage"] != "records"}
+    # the operator ran too late: expired media, not media KVS lost (fragment_not_found)
+    assert failures[first["call_id"]]["reason"] == "outside_retention"
+    assert "past the stream's DataRetentionInHours=87600" in failures[first["call_id"]]["detail"]
     assert first["call_id"] not in [r["call_id"] for r in table(tmp_path, "calls")]
 
 
