@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import resource
 import shutil
 import sys
@@ -24,6 +25,38 @@ import time
 from pipeline.options import REQUIRED, VoicelakeArguments, run_dates
 
 DEFAULT_RUNNER = "FnApiRunner"  # DirectRunner would first try Prism, which ignores our worker mode
+RUNNER_FLAGS = ("--runner", "--direct_running_mode", "--direct_num_workers")
+
+
+def machine_runner(argv: list[str]) -> list[str]:
+    """What ``voicelake run`` adds when it is given no runner flag: the FnApiRunner with one worker
+    process per core of this machine, not Beam's in-process default, which uses one core."""
+    if any(a.split("=", 1)[0] in RUNNER_FLAGS for a in argv):
+        return []
+    return [f"--runner={DEFAULT_RUNNER}", "--direct_running_mode=multi_processing",
+            f"--direct_num_workers={os.cpu_count() or 1}"]
+
+
+def execution(options) -> dict:
+    """The runner a run uses, and for the local FnApiRunner its mode and worker processes."""
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    runner = options.view_as(StandardOptions).runner
+    out = {"runner": runner}
+    if runner in (DEFAULT_RUNNER, "DirectRunner"):
+        direct = options.view_as(DirectOptions)
+        out["running_mode"] = direct.direct_running_mode
+        if direct.direct_running_mode != "in_memory":
+            out["workers"] = direct.direct_num_workers or os.cpu_count() or 1
+    return out
+
+
+def describe_execution(run_: dict) -> str:
+    if "workers" in run_:
+        return f"{run_['runner']}, {run_['workers']} worker processes ({run_['running_mode']})"
+    if run_.get("running_mode"):
+        return f"{run_['runner']}, in this process ({run_['running_mode']})"
+    return run_["runner"]
 PREFIX_OPTIONS = (("ctr_prefix", "ctr"), ("sdr_prefix", "sdr"), ("events_prefix", "event"))
 EXIT_USAGE, EXIT_FAILED, EXIT_NO_RECORDS = 2, 1, 3
 log = logging.getLogger("voicelake.run")
@@ -54,8 +87,8 @@ def help_text() -> str:
                "    --output=s3://lake-bucket/voicelake --kvs_region=us-east-1\n\n"
                "Any Apache Beam pipeline option is accepted too, in Beam's spelling, e.g.\n"
                "--runner=PrismRunner, --runner=FlinkRunner --flink_master=[local] --parallelism=2,\n"
-               "--direct_running_mode=multi_processing --direct_num_workers=2. The default runner\n"
-               "is FnApiRunner. S3 is reached with the standard AWS configuration (environment,\n"
+               "--direct_running_mode=multi_processing --direct_num_workers=2. With no runner flag\n"
+               "it runs on FnApiRunner with one worker process per core. S3 is reached with the standard AWS configuration (environment,\n"
                "profile or role; AWS_ENDPOINT_URL_S3 for an S3-compatible server).\n\n"
                "exit status: 0 done (warnings included), 1 the run failed, 2 a bad option or input\n"
                "location, 3 no records with --require_records.")
@@ -272,6 +305,9 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
     if not options.view_as(StandardOptions).runner:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     opts = options.view_as(VoicelakeOptions)
+    runs_on = execution(options)
+    if progress:
+        progress(f"voicelake run {label}: running on {describe_execution(runs_on)}")
     pipeline = beam.Pipeline(options=options)
     if not progress:  # nobody reads progress lines: no heartbeat either
         graph.build(pipeline, opts)
@@ -307,7 +343,7 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
         log.warning("voicelake run %s: %s", label, warnings[-1])
     summary["run"] = {
         # which runner wrote this day: lakes are byte-identical across runners, the run log says which
-        "runner": options.view_as(StandardOptions).runner,
+        **runs_on,
         **({"engine": engine} if engine else {}),
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 1),  # this machine's processes only: not remote workers
@@ -341,7 +377,7 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
     run_ = summary.get("run")
     if run_:
         print(f"  wall time {run_['wall_seconds']:.1f} s, {run_['cpu_seconds']:.1f} CPU s on this "
-              f"machine ({run_['runner']})", file=out)
+              f"machine ({describe_execution(run_)})", file=out)
         print(f"  lake: {run_['lake']}", file=out)
         print(f"  summary: {run_['summary']}", file=out)
         print(f"  partitions: {run_['partitions']} (ALTER TABLE ... ADD PARTITION for what it wrote)",
@@ -405,6 +441,8 @@ def one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[-1] if lines else ""
     named = text if ":" in text.split(" ", 1)[0] else f"{type(exc).__name__}: {text}"
+    # worker processes wrap it once more: "RuntimeError: NotADirectoryError: ..."
+    named = re.sub(r"^(?:RuntimeError: )+(?=[A-Za-z_.]*(?:Error|Exception|Exit): )", "", named)
     return named if len(named) <= 300 else named[:297] + "..."
 
 
@@ -418,7 +456,8 @@ def main(argv: list[str]) -> int:
         configure_logging(log_file, terminal)
         progress_log = logging.getLogger("voicelake.progress")
         try:
-            summary = run(argv, progress=progress_log.info, log_file=log_file)
+            summary = run([*argv, *machine_runner(argv)], progress=progress_log.info,
+                          log_file=log_file)
         except NoRecords as exc:
             log.error("voicelake run: %s", exc)
             return EXIT_NO_RECORDS

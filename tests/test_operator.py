@@ -166,10 +166,12 @@ PROGRESS = re.compile(r"^voicelake run (?P<date>\S+) \[\d+:\d\d:\d\d\] (?P<recor
                       r"(?:\d+|-) calls written$")
 
 
-def check_progress_and_summary(world, done, lake: Path) -> None:
+def check_progress_and_summary(world, done, lake: Path, runs_on: str) -> None:
     assert done.returncode == 0, done.stderr
     summary = json.loads((lake / "_runs" / world.config.date / "summary.json").read_text())
-    progress = [PROGRESS.match(line) for line in done.stderr.splitlines()]
+    first, *lines = done.stderr.splitlines()
+    assert first == f"voicelake run {world.config.date}: running on {runs_on}"
+    progress = [PROGRESS.match(line) for line in lines]
     assert progress and all(progress), done.stderr  # the terminal gets progress lines, nothing else
     # the last line comes after the run: records and planned calls as Beam's metrics count them
     assert progress[-1]["records"] == str(summary["records"])
@@ -195,12 +197,25 @@ def check_progress_and_summary(world, done, lake: Path) -> None:
     assert f"  log: {log}" in out and log.is_file()
 
 
-def test_progress_lines_from_worker_processes_and_a_complete_summary(world, tmp_path):
+def test_by_default_a_run_uses_a_worker_process_per_core_and_says_so(world, tmp_path):
     env = {**os.environ, **world.s3.environment()}
     done = voicelake(*world_args(world, tmp_path / "lake", "--progress_interval=1",
-                                 "--direct_running_mode=multi_processing", "--direct_num_workers=2",
                                  f"--log_file={tmp_path / 'run.log'}"), env=env)
-    check_progress_and_summary(world, done, tmp_path / "lake")
+    cores = os.cpu_count()
+    check_progress_and_summary(world, done, tmp_path / "lake",
+                               f"FnApiRunner, {cores} worker processes (multi_processing)")
+    summary = json.loads((tmp_path / "lake/_runs" / world.config.date / "summary.json").read_text())
+    assert (summary["run"]["runner"], summary["run"]["running_mode"], summary["run"]["workers"]) == \
+        ("FnApiRunner", "multi_processing", cores)
+    assert f"CPU s on this machine (FnApiRunner, {cores} worker processes (multi_processing))" in done.stdout
+
+
+def test_runner_flags_override_the_default(world, tmp_path):
+    env = {**os.environ, **world.s3.environment()}
+    done = voicelake(*world_args(world, tmp_path / "lake", "--progress_interval=1",
+                                 "--direct_running_mode=in_memory",
+                                 f"--log_file={tmp_path / 'run.log'}"), env=env)
+    check_progress_and_summary(world, done, tmp_path / "lake", "FnApiRunner, in this process (in_memory)")
 
 
 def test_progress_lines_on_prism(world, tmp_path):
@@ -209,7 +224,7 @@ def test_progress_lines_on_prism(world, tmp_path):
     done = voicelake(*world_args(world, tmp_path / "lake", "--progress_interval=1",
                                  "--runner=PrismRunner", f"--prism_location={prism}",
                                  f"--log_file={tmp_path / 'run.log'}"), env=env)
-    check_progress_and_summary(world, done, tmp_path / "lake")
+    check_progress_and_summary(world, done, tmp_path / "lake", "PrismRunner")
 
 
 def test_git_ignores_the_demos_workdir():
