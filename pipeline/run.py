@@ -88,8 +88,9 @@ def help_text() -> str:
                "Any Apache Beam pipeline option is accepted too, in Beam's spelling, e.g.\n"
                "--runner=PrismRunner, --runner=FlinkRunner --flink_master=[local] --parallelism=2,\n"
                "--direct_running_mode=multi_processing --direct_num_workers=2. With no runner flag\n"
-               "it runs on FnApiRunner with one worker process per core. S3 is reached with the standard AWS configuration (environment,\n"
-               "profile or role; AWS_ENDPOINT_URL_S3 for an S3-compatible server).\n\n"
+               "it runs on FnApiRunner with one worker process per core. S3 is reached with the\n"
+               "standard AWS configuration (environment, profile or role; AWS_ENDPOINT_URL_S3 for\n"
+               "an S3-compatible server).\n\n"
                "exit status: 0 done (warnings included), 1 the run failed, 2 a bad option or input\n"
                "location, 3 no records with --require_records.")
     VoicelakeArguments._add_argparse_args(parser)
