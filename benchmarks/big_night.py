@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from measure import PeakRss, run_watched, seeded_world_arguments  # noqa: E402
+from voicelake import layout  # noqa: E402
 from runners.local.chaos import channel_digests, read_table  # noqa: E402
 from runners.local.kvs_emulator import start_emulator  # noqa: E402
 from runners.local.kvs_store import KvsStore  # noqa: E402
@@ -73,7 +74,7 @@ def main() -> None:
         connect_streams=40, chime_streams=80, parser=parser, bad_records=False, bucket="big-night",
         dropout_fragment=None)
     lake = work / "lake"
-    Watch.scratch = lake / "_work"
+    Watch.scratch = lake / layout.SCRATCH
     try:
         with local_s3() as s3, start_emulator(work / "kvs", tps_limit=None) as kvs, \
                 environment(s3.environment()):
@@ -98,7 +99,7 @@ def report(truth, lake: Path, wall: float, cpu: float, watch: Watch, runner_args
     landed = Counter([c["call_id"] for c in calls] + [f["call_id"] for f in failures if f["call_id"]])
     wrong = 0
     for call in today:
-        wav = lake / f"audio/date={call['date']}/voice_connector_id={call['partition_id']}/{call['call_id']}.8k.wav"
+        wav = lake / layout.wav_relpath(call["date"], call["partition_id"], call["call_id"], source=True)
         if not wav.exists() or channel_digests(wav) != [c["sha256"] for c in call["channels"]]:
             wrong += 1
     later = {c["call_id"] for c in truth.calls if c["date"] != truth.date}

@@ -30,8 +30,8 @@ import soundfile as sf  # noqa: E402
 import soxr  # noqa: E402
 
 from measure import measured, seeded_world_arguments  # noqa: E402
-from voicelake import ml_features  # noqa: E402
-from voicelake.ml_features import FeatureOptions  # noqa: E402
+from voicelake.export import ml_features  # noqa: E402
+from voicelake.export.ml_features import FeatureOptions  # noqa: E402
 
 RUNNER = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 

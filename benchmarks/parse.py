@@ -1,4 +1,4 @@
-"""Benchmark voicelake.mkv_parser against ``mkvextract --raw``, a plain EBML walk and ebmlite.
+"""Benchmark voicelake.media.mkv_parser against ``mkvextract --raw``, a plain EBML walk and ebmlite.
 
     python benchmarks/parse.py [--minutes 60] [--kind connect|chime] [--body FILE] [--rounds 3] [--keep DIR]
 
@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from voicelake.mkv_parser import iter_fragments  # noqa: E402
+from voicelake.media.mkv_parser import iter_fragments  # noqa: E402
 from runners.local import mkv_writer as w  # noqa: E402
 
 FRAGMENT_MS = 1024

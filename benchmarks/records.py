@@ -29,14 +29,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from voicelake.firehose import split_json_objects  # noqa: E402
+from voicelake.records.firehose import split_json_objects  # noqa: E402
 
 CTR_SAMPLE = (ROOT.parent / "shared" / "samples" / "records" / "s3" / "example-connect-ctr-bucket" / "2024" / "05"
               / "14" / "15" / "voicelake-ctr-firehose-1-2024-05-14-15-11-02-65ede050-4b0b-4cf5-893e-5ba0b981ef46")
 
 CHILD = """
 import json, re, sys, time
-from voicelake import firehose
+from voicelake.records import firehose
 path = sys.argv[1]
 started, cpu = time.perf_counter(), time.process_time()
 rows = [] if path == "-" else [

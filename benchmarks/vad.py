@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from runners.local import sounds  # noqa: E402
 from runners.local.conversation import load_clips, placed_turns, read_wav_s16, synthesise  # noqa: E402
-from voicelake import features, vad  # noqa: E402
-from voicelake.features import ENERGY_V1, VadConfig  # noqa: E402
+from voicelake.analysis import features, vad  # noqa: E402
+from voicelake.analysis.features import ENERGY_V1, VadConfig  # noqa: E402
 
 RATE, FRAME = 8000, 160
 SHARED = ROOT.parent / "shared" / "samples" / "audio"
@@ -169,7 +169,7 @@ def quantised_model():
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from voicelake.vad_graph import single_rate_model
+    from voicelake.analysis.vad_graph import single_rate_model
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice on every tensor it skips
     window, context = vad.geometry(RATE)

@@ -17,10 +17,11 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipeline.run import DEFAULT_RUNNER, check_engine_versions
 from transforms.export_units import FinishExport, PlanCalls, ReadLakeCalls, WriteShards
-from voicelake import manifests, storage, units
-from voicelake.ml_features import FeatureOptions
-from voicelake.shards import ExportSettings
-from voicelake.units import SplitOptions, UnitOptions
+from voicelake.export import manifests, units
+from voicelake import storage
+from voicelake.export.ml_features import FeatureOptions
+from voicelake.export.shards import ExportSettings
+from voicelake.export.units import SplitOptions, UnitOptions
 
 
 class ExportOptions(PipelineOptions):

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voicelake.mkv_parser import Fragment, ParseError, iter_fragments
+from voicelake.media.mkv_parser import Fragment, ParseError, iter_fragments
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 DEFAULT_MAX_GAP_S = 600.0  # ten minutes of silence is 9.6 MB per 8 kHz track

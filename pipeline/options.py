@@ -12,7 +12,7 @@ import datetime as dt
 REQUIRED = ("--date (or --start_date/--end_date)", "--output",
             "at least one of --ctr_prefix, --sdr_prefix, --events_prefix")
 
-from voicelake.firehose import DEFAULT_MAX_OBJECT_MB
+from voicelake.records.firehose import DEFAULT_MAX_OBJECT_MB
 
 
 class VoicelakeArguments:
@@ -111,7 +111,7 @@ def _day(option: str, value: str) -> dt.date:
 
 def vad_config(opts):
     """The VadConfig of ``--vad``."""
-    from voicelake.features import ENERGY_V1, VadConfig
+    from voicelake.analysis.features import ENERGY_V1, VadConfig
 
     return ENERGY_V1 if getattr(opts, "vad", "silero") == "energy" else VadConfig()
 

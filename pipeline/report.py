@@ -17,6 +17,7 @@ import json
 import sys
 
 from schemas.tables import PARTITION_COLUMNS
+from voicelake import layout
 
 FIGURES_STATUS_ID = "figures-status"
 
@@ -45,9 +46,9 @@ def read_table(lake: str, table: str, dates: list[str]) -> dict[str, list]:
 
     parts = []
     for date in dates:
-        for path in storage.list_paths(f"{lake.rstrip('/')}/{table}/date={date}/*/*.parquet"):
+        for path in storage.list_paths(layout.table_files(lake, table, date)):
             data = pq.read_table(io.BytesIO(storage.read_bytes(path)))
-            partition = path.rsplit("/", 2)[-2].removeprefix("voice_connector_id=")
+            partition = layout.partition_of(lake, path).partition
             data = data.append_column("date", pa.array([date] * data.num_rows, pa.string()))
             parts.append(data.append_column("voice_connector_id",
                                             pa.array([partition] * data.num_rows, pa.string())))
@@ -61,7 +62,7 @@ def read_runs(lake: str, dates: list[str]) -> list[dict]:
     from voicelake import storage
 
     found = []
-    for path in storage.list_paths(f"{lake.rstrip('/')}/_runs/*/summary.json"):
+    for path in storage.list_paths(layout.summaries(lake)):
         summary = json.loads(storage.read_bytes(path))
         if set(summary.get("dates", [])) & set(dates):
             found.append(summary)
@@ -198,10 +199,9 @@ data-loaded="0">{len(shown)} figures, not yet loaded</span></p>
 def default_out(lake: str, dates: list[str]) -> str:
     from voicelake import storage
 
-    label = dates[0] if len(dates) == 1 else f"{dates[0]}_{dates[-1]}"
-    if storage.is_s3(lake):
-        return f"voicelake-report-{label}.html"  # a page to open here, not one more object in the lake
-    return f"{lake.rstrip('/')}/_runs/{label}/report.html"
+    if storage.is_s3(lake):  # a page to open here, not one more object in the lake
+        return f"voicelake-report-{layout.run_label(dates)}.html"
+    return layout.report_path(lake, dates)
 
 
 def write_report(lake: str, dates: list[str], out: str | None = None) -> str:

@@ -23,6 +23,7 @@ import textwrap
 import time
 
 from pipeline.options import REQUIRED, VoicelakeArguments, run_dates
+from voicelake import layout
 
 DEFAULT_RUNNER = "FnApiRunner"  # DirectRunner would first try Prism, which ignores our worker mode
 RUNNER_FLAGS = ("--runner", "--direct_running_mode", "--direct_num_workers")
@@ -128,22 +129,6 @@ def summarise(result, dates: list[str]) -> dict:
     }
 
 
-def run_label(dates: list[str]) -> str:
-    return dates[0] if len(dates) == 1 else f"{dates[0]}_{dates[-1]}"
-
-
-def summary_path(output: str, dates: list[str]) -> str:
-    from transforms.lake_sink import join
-
-    return join(output, "_runs", run_label(dates), "summary.json")
-
-
-def partitions_path(output: str, dates: list[str]) -> str:
-    from transforms.lake_sink import join
-
-    return join(output, "_runs", run_label(dates), "partitions.sql")
-
-
 def written_partitions(output: str, dates: list[str]) -> dict[str, list[tuple[str, str]]]:
     """The (date, voice_connector_id) partitions holding files after the run: exactly what it wrote,
     since the run removed whatever an earlier run had left under its dates."""
@@ -153,9 +138,9 @@ def written_partitions(output: str, dates: list[str]) -> dict[str, list[tuple[st
     found: dict[str, list[tuple[str, str]]] = {}
     for table in TABLES:
         for date in dates:
-            paths = storage.list_paths(f"{output.rstrip('/')}/{table}/date={date}/*/*")
-            found.setdefault(table, []).extend(
-                (date, p.rsplit("/", 2)[-2].removeprefix("voice_connector_id=")) for p in paths)
+            places = [layout.partition_of(output, p)
+                      for p in storage.list_paths(layout.table_files(output, table, date))]
+            found.setdefault(table, []).extend((p.date, p.partition) for p in places if p)
     return {table: sorted(set(pairs)) for table, pairs in found.items()}
 
 
@@ -256,15 +241,14 @@ def check_inputs(opts) -> list[str]:
 
 # ---- the run ----------------------------------------------------------------------------------
 
-def progress_folder(opts, label: str) -> tuple[str, bool]:
+def progress_folder(opts, dates: list[str]) -> tuple[str, bool]:
     """(folder for the workers' progress files, whether it is a temporary one of this machine)."""
-    from transforms.lake_sink import join
     from voicelake import storage
 
     if opts.progress_dir:
         return opts.progress_dir, False
     if storage.is_s3(opts.output):
-        return join(opts.output, "_runs", label, "progress"), False
+        return layout.progress_dir(opts.output, dates), False
     return tempfile.mkdtemp(prefix="voicelake-progress-"), True
 
 
@@ -287,7 +271,7 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
     started, cpu_before = time.monotonic(), _cpu_seconds()
     given = voicelake_options(argv)
     dates = run_dates(given)
-    label = run_label(dates)
+    label = layout.run_label(dates)
     check_engine_versions(argv)
     warnings = check_inputs(given)
     for warning in warnings:
@@ -298,7 +282,6 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
 
     from pipeline import graph
     from pipeline.options import VoicelakeOptions
-    from transforms.lake_sink import write_bytes
     from voicelake import progress as heartbeat
     from voicelake import storage
 
@@ -315,7 +298,7 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
         result = pipeline.run()
         result.wait_until_finish()
     else:
-        folder, temporary = progress_folder(opts, label)
+        folder, temporary = progress_folder(opts, dates)
         storage.delete(storage.list_paths(f"{folder.rstrip('/')}/*.json"))  # an earlier run's counts
         with heartbeat.recording(folder):
             graph.build(pipeline, opts)
@@ -338,9 +321,9 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
     try:
         partitions_sql = athena.add_partitions(athena.location_uri(opts.output), "voicelake",
                                                written_partitions(opts.output, dates))
-        write_bytes(partitions_path(opts.output, dates), ("\n\n".join(partitions_sql) + "\n").encode())
+        storage.write_bytes(layout.partitions_sql_path(opts.output, dates), ("\n\n".join(partitions_sql) + "\n").encode())
     except ValueError as exc:  # a lake path DDL cannot quote: the lake itself is fine
-        warnings.append(f"{partitions_path(opts.output, dates)} not written: {exc}")
+        warnings.append(f"{layout.partitions_sql_path(opts.output, dates)} not written: {exc}")
         log.warning("voicelake run %s: %s", label, warnings[-1])
     summary["run"] = {
         # which runner wrote this day: lakes are byte-identical across runners, the run log says which
@@ -350,11 +333,11 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
         "cpu_seconds": round(cpu, 1),  # this machine's processes only: not remote workers
         "audio_hours_per_cpu_hour": round(summary["audio_seconds"] / cpu, 1) if cpu > 0 else None,
         "lake": opts.output,
-        "summary": summary_path(opts.output, dates),
-        "partitions": partitions_path(opts.output, dates),
+        "summary": layout.summary_path(opts.output, dates),
+        "partitions": layout.partitions_sql_path(opts.output, dates),
         "log": log_file,
     }
-    write_bytes(summary_path(opts.output, dates),
+    storage.write_bytes(layout.summary_path(opts.output, dates),
                 (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode())
     if summary["records"] == 0 and opts.require_records:
         raise NoRecords(f"no records were read for {', '.join(dates)} (--require_records); the "

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from voicelake import layout
 from schemas.tables import PARTITION_COLUMNS, TABLES, athena_type, description, lint_schema
 
 VARIANTS = ("projection", "msck", "both")
@@ -103,8 +104,7 @@ def _projection(table_location: str, projection_start: str,
         ("projection.date.interval.unit", "DAYS"),
         ("projection.voice_connector_id.type", "enum"),
         ("projection.voice_connector_id.values", ",".join(voice_connector_ids)),
-        ("storage.location.template",
-         table_location + "date=${date}/voice_connector_id=${voice_connector_id}/"),
+        ("storage.location.template", layout.hive_template(table_location)),
     ]
 
 
@@ -213,7 +213,7 @@ def add_partitions(location: str, database: str, partitions: dict[str, list[tupl
         if not pairs:
             continue
         clauses = [f"  PARTITION (`date` = '{d}', `voice_connector_id` = '{v}') "
-                   f"LOCATION '{location}/{name}/date={d}/voice_connector_id={v}/'"
+                   f"LOCATION '{layout.partition_dir(location, name, d, v)}/'"
                    for d, v in sorted(set(pairs))]
         out.append(f"ALTER TABLE `{database}`.`{name}` ADD IF NOT EXISTS\n" + "\n".join(clauses) + ";")
     return out

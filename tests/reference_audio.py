@@ -1,7 +1,7 @@
 """Whole-array reference implementations of what the pipeline does in a stream: the tests' oracle.
 
-The pipeline writes each block straight to its place in a channel file (``voicelake.channel_file``)
-and resamples and levels a call chunk by chunk (``voicelake.call_audio``). These functions do the
+The pipeline writes each block straight to its place in a channel file (``voicelake.media.channel_file``)
+and resamples and levels a call chunk by chunk (``voicelake.analysis.call_audio``). These functions do the
 same on whole arrays in memory, written independently, so a test can compare the two:
 
   blocks (abs ms, s16le bytes) --assemble_channel--> AssembledChannel (int16 + gaps + counts)

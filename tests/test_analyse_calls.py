@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from voicelake.call_audio import CallProblem, call_window, channel_pieces, channel_roles, grid
-from voicelake.channel_file import ChannelPiece
+from voicelake.analysis.call_audio import CallProblem, call_window, channel_pieces, channel_roles, grid
+from voicelake.media.channel_file import ChannelPiece
 from voicelake.model import CHIME, CONNECT, CallSpec, StreamAudio, StreamSpan
 
 

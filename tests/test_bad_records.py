@@ -22,7 +22,7 @@ from runners.local.seed import PREFIX_CTR, PREFIX_SDR, WorldConfig
 from tests.conftest import make_world
 from tests.test_pipeline_e2e import file_digests, pipeline_args, table
 from transforms import failure_rows, read_records
-from voicelake import firehose
+from voicelake.records import firehose
 from voicelake.model import Failure
 
 DATE = "2024-05-14"
@@ -234,7 +234,7 @@ def test_which_run_reads_a_record_follows_the_folders_each_run_lists(key, day, l
 # process would report the parent's size.
 MEASURE = """
 import json, re, sys, time
-from voicelake import firehose
+from voicelake.records import firehose
 from voicelake.model import Failure
 data = open(sys.argv[1], "rb").read()
 started = time.perf_counter()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.reference_audio import assemble_channel
-from voicelake.channel_file import ChannelReader, ChannelWriter, Coverage
+from voicelake.media.channel_file import ChannelReader, ChannelWriter, Coverage
 
 
 def pcm(values) -> bytes:
@@ -87,7 +87,7 @@ def test_a_block_wholly_outside_the_grid_covers_nothing(tmp_path):
 
 @pytest.mark.parametrize("chunk", [1, 159, 160, 161, 4000])
 def test_feature_state_is_the_same_for_any_chunking(chunk):
-    from voicelake.features import SignalAccumulator, channel_signal
+    from voicelake.analysis.features import SignalAccumulator, channel_signal
     rng = np.random.default_rng(3)
     x = rng.integers(-32768, 32768, 8_123, dtype=np.int16)
     x[100:105] = 32767  # a clip event

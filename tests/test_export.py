@@ -22,9 +22,9 @@ import soundfile as sf
 from pipeline.export import parse_dates, run as export
 from pipeline.run import run as run_lake
 from tests.test_pipeline_e2e import HIVE, file_digests, pipeline_args
-from voicelake.lake import LakeCall, wav_uri
-from voicelake.shards import assign_shards
-from voicelake.units import Segment, SplitOptions, UnitOptions, make_units, split_of
+from voicelake.export.lake import LakeCall, wav_uri
+from voicelake.export.shards import assign_shards
+from voicelake.export.units import Segment, SplitOptions, UnitOptions, make_units, split_of
 
 SPLITS = "--splits=train=0.5,dev=0.25,test=0.25"
 

@@ -1,4 +1,4 @@
-"""Specifications of voicelake.features with the level gate, energy-v1: exact values on synthetic
+"""Specifications of voicelake.analysis.features with the level gate, energy-v1: exact values on synthetic
 calls, an oracle on real calls.  (The neural VAD, the default, is specified in tests/test_vad.py;
 everything here that is not about the gate, the conversation structure built on the segments, holds
 for both.)
@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from voicelake.audio import Gap
 from dataclasses import replace
 
-from voicelake import features
-from voicelake.features import CLIP_LEVEL, ENERGY_V1, VAD_METHOD, VadConfig
+from voicelake.analysis import features
+from voicelake.analysis.features import CLIP_LEVEL, ENERGY_V1, VAD_METHOD, VadConfig
 from schemas.tables import rows_to_table
 from tests.conftest import shared_path
 

@@ -6,7 +6,7 @@ import random
 import botocore.exceptions
 import pytest
 
-from voicelake.kvs_client import ListedFragment, RateLimiter, RetryPolicy, is_retryable
+from voicelake.media.kvs_client import ListedFragment, RateLimiter, RetryPolicy, is_retryable
 from voicelake.model import StreamSpan
 from pipeline.options import VoicelakeOptions, run_dates
 from transforms.fragment_ranges import clip_to_record, split_ranges

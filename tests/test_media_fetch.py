@@ -11,8 +11,8 @@ import pytest
 from runners.local import mkv_writer
 from runners.local.kvs_emulator import Faults, simple_block_ends, start_emulator
 from runners.local.kvs_store import KvsStore
-from voicelake import mkv_parser
-from voicelake.kvs_client import KvsArchive, KvsError, ListedFragment, RetryPolicy
+from voicelake.media import mkv_parser
+from voicelake.media.kvs_client import KvsArchive, KvsError, ListedFragment, RetryPolicy
 
 T0 = 1_700_000_000_000
 BLOCKS_PER_FRAGMENT = 50  # 1 s of Chime audio in 20 ms blocks

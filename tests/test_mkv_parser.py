@@ -1,4 +1,4 @@
-"""Specification of voicelake.mkv_parser.
+"""Specification of voicelake.media.mkv_parser.
 
 Real KVS bodies (../shared/samples/kvs) are checked frame by frame against mkvtoolnix; bodies built
 with runners/local/mkv_writer.py (plus hand-built elements) pin down every rule of kvs.md §1 and §6.
@@ -19,7 +19,7 @@ from pathlib import Path
 import ebmlite
 import pytest
 
-from voicelake.mkv_parser import (
+from voicelake.media.mkv_parser import (
     MAX_BUFFERED_SIZE, ErrorChunk, Fragment, ParseError, iter_fragments, parse_bytes,
 )
 from runners.local import mkv_writer as w

@@ -1,4 +1,4 @@
-"""Fuzzing voicelake.mkv_parser with mutated real bodies.
+"""Fuzzing voicelake.media.mkv_parser with mutated real bodies.
 
 Whatever the bytes, the parser may only return fragments or raise ParseError; it must not hang,
 its memory must not follow what headers claim, and the read size must not change the result.
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voicelake.mkv_parser import ParseError, iter_fragments
+from voicelake.media.mkv_parser import ParseError, iter_fragments
 from runners.local import mkv_writer as w
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "kvs"

@@ -17,13 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicelake.model import CallSpec, Failure, StreamSpan
-from voicelake.chime_records import (
+from voicelake.records.chime_records import (
     SdrKey, SdrRecord, StreamingEvent, chime_call, event_key, parse_sdr, parse_sdr_key, parse_streaming_event,
     sdr_day_prefixes, siprec_senders, voice_connector_of_key,
 )
-from voicelake.ctr import ConnectAttributeKeys, connect_calls, ctr_version, dedupe_key, latest_ctr
-from voicelake.firehose import Sourced, date_range, firehose_hour_prefixes, read_records, split_json_objects
-from voicelake.record_fields import RECORD_ID, REASONS, VOICE_CONNECTOR_ID, iso_to_ms, safe_path_part, utc_date
+from voicelake.records.ctr import ConnectAttributeKeys, connect_calls, ctr_version, dedupe_key, latest_ctr
+from voicelake.records.firehose import Sourced, date_range, firehose_hour_prefixes, read_records, split_json_objects
+from voicelake.records.record_fields import RECORD_ID, REASONS, VOICE_CONNECTOR_ID, iso_to_ms, safe_path_part, utc_date
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "records"
 CTR_BUCKET = "s3/example-connect-ctr-bucket"

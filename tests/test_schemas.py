@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from voicelake.audio import Gap
-from voicelake.features import analyse_call
+from voicelake.analysis.features import analyse_call
 from runners.local.conversation import SPEECH_DIR, read_wav_s16
 from schemas import athena
 from schemas.tables import (

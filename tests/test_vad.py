@@ -1,4 +1,4 @@
-"""Specifications of the default voice activity, Silero VAD v5 (voicelake.vad, through features).
+"""Specifications of the default voice activity, Silero VAD v5 (voicelake.analysis.vad, through features).
 
 The truth here never comes from the model under test: speech is placed from the committed speech
 clips at known sample offsets, and the hard conditions (noise, music, knocks) are added to it, so a
@@ -14,8 +14,8 @@ import pytest
 
 from runners.local import sounds
 from runners.local.conversation import load_clips, placed_turns
-from voicelake import features, vad
-from voicelake.features import ENERGY_V1, VadConfig
+from voicelake.analysis import features, vad
+from voicelake.analysis.features import ENERGY_V1, VadConfig
 
 RATE = 8000
 FRAME = 160
@@ -48,7 +48,7 @@ def test_the_model_is_the_pinned_file_from_the_wheel(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("rate", [8000, 16000])
 def test_the_batched_graph_answers_as_the_shipped_one(rate):
-    """The convolutions rewritten as batched MatMuls (voicelake.vad_graph) are the same arithmetic:
+    """The convolutions rewritten as batched MatMuls (voicelake.analysis.vad_graph) are the same arithmetic:
     the probabilities agree to float rounding and every speech decision is the same."""
     (customer, agent), _ = placed_call(turns=4)
     x = np.repeat(customer, rate // RATE) if rate != RATE else customer

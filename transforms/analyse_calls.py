@@ -3,7 +3,7 @@
 This is the one place that sees a whole call, so it decides once per call whether the call lands
 in ``calls`` or in ``failures``.  What it receives is small (the channel files' paths and covered
 ranges); the samples stream from those files through the feature state and into the WAVs in
-chunks (``voicelake.call_audio``), so a worker's memory does not grow with the call's length.
+chunks (``voicelake.analysis.call_audio``), so a worker's memory does not grow with the call's length.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import time
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake import call_audio, features, progress, storage
-from voicelake import vad as vad_model
-from voicelake.call_audio import CallProblem
-from voicelake.kvs_client import EXPIRED
+from voicelake.analysis import call_audio, features
+from voicelake import layout, progress, storage
+from voicelake.analysis import vad as vad_model
+from voicelake.analysis.call_audio import CallProblem
+from voicelake.media.kvs_client import EXPIRED
 from voicelake.model import CallSpec
 from transforms.common import FAILURES, call_failure
-from transforms.lake_sink import join, wav_relpath
 
 NAMESPACE = "voicelake.analyse"
 WAVS = "wavs"
@@ -117,10 +117,10 @@ class _AnalyseCall(beam.DoFn):
         if missing and not self.allow_missing:
             raise CallProblem(*missing_reason(missing), stage="media")
         plan = call_audio.plan_call_audio(call, streams)
-        relative = wav_relpath(call.date, call.partition_id, call.call_id)
-        paths = [join(self.root, relative)]
+        paths = [layout.wav_path(self.root, call.date, call.partition_id, call.call_id)]
         if self.write_raw:
-            paths.append(join(self.root, wav_relpath(call.date, call.partition_id, call.call_id, ".8k")))
+            paths.append(layout.wav_path(self.root, call.date, call.partition_id, call.call_id,
+                                         source=True))
         with contextlib.ExitStack() as stack:
             local = {path: stack.enter_context(storage.readable(path))
                      for pieces in plan.readers for path, _ in pieces}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from voicelake.kvs_client import KvsArchive, RetryPolicy
+from voicelake.media.kvs_client import KvsArchive, RetryPolicy
 from voicelake.model import CallSpec, Failure
 
 FAILURES = "failures"

@@ -11,9 +11,11 @@ import json
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake import dataset_card, lake, ml_features, storage
-from voicelake.lake import LakeCall, join
-from voicelake.shards import CallPlan, ExportSettings, assign_shards, plan_call, write_shard
+from voicelake.export import dataset_card, lake, ml_features
+from voicelake import storage
+from voicelake.export.lake import LakeCall
+from voicelake.layout import join
+from voicelake.export.shards import CallPlan, ExportSettings, assign_shards, plan_call, write_shard
 
 NAMESPACE = "voicelake.export"
 FAILURES = "failures"

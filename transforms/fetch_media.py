@@ -23,14 +23,13 @@ from itertools import groupby
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake import progress, storage
+from voicelake import layout, progress, storage
 from voicelake.audio import coalesce_blocks
-from voicelake.call_audio import grid
-from voicelake.channel_file import ChannelWriter
-from voicelake.kvs_client import KvsError
+from voicelake.analysis.call_audio import grid
+from voicelake.media.channel_file import ChannelWriter
+from voicelake.media.kvs_client import KvsError
 from voicelake.model import CallSpec, FragmentRange, StreamAudio
 from transforms.common import KvsDoFn, call_key
-from transforms.lake_sink import scratch_dir
 
 NAMESPACE = "voicelake.media"
 
@@ -53,7 +52,7 @@ class _StreamTracks:
     """The channel files of one call's stream, one per audio track, opened as tracks appear."""
 
     def __init__(self, root: str, call: CallSpec, stream_index: int, stack: contextlib.ExitStack):
-        self.folder = scratch_dir(root, call.date, call.source, call.partition_id, call.call_id)
+        self.folder = layout.channel_files_dir(root, call.date, call.source, call.partition_id, call.call_id)
         self.call, self.stream_index, self.stack = call, stream_index, stack
         self.writers: dict[str, ChannelWriter] = {}
         self.paths: dict[str, str] = {}

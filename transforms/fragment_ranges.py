@@ -11,7 +11,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from voicelake import progress
-from voicelake.kvs_client import KvsError, ListedFragment
+from voicelake.media.kvs_client import KvsError, ListedFragment
 from voicelake.model import CallSpec, FragmentRange, StreamSpan
 from transforms.common import FAILURES, KvsDoFn, call_failure
 

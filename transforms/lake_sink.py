@@ -9,20 +9,16 @@ same files with the same bytes.
 from __future__ import annotations
 
 import io
-import re
 
 import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
-from voicelake import storage
+from voicelake import layout, storage
 from schemas import tables
 
 NAMESPACE = "voicelake.lake"
-AUDIO = "audio"
-SCRATCH = "_work"  # channel files of calls being assembled; removed when the run ends
 ROWS_PER_FILE = 200_000
-SAFE_PART = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 SORT_KEYS = {
     "calls": ("call_id",),
     "channels": ("call_id", "channel"),
@@ -30,37 +26,6 @@ SORT_KEYS = {
     "gaps": ("call_id", "channel", "start_ms"),
     "failures": ("stage", "reason", "source_key", "source_offset", "call_id"),
 }
-
-
-def safe_part(value: str) -> str:
-    """IDs from records become path parts only through this allow-list."""
-    if not isinstance(value, str) or not SAFE_PART.match(value) or value in (".", ".."):
-        raise ValueError(f"unsafe path part {value!r}")
-    return value
-
-
-def join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *parts])
-
-
-def partition_dir(root: str, table: str, date: str, partition: str) -> str:
-    return join(root, table, f"date={safe_part(date)}", f"voice_connector_id={safe_part(partition)}")
-
-
-def wav_relpath(date: str, partition: str, call_id: str, suffix: str = "") -> str:
-    """Where a call's WAV sits below the lake root (the calls.wav_path column)."""
-    return f"{AUDIO}/date={safe_part(date)}/voice_connector_id={safe_part(partition)}/" \
-           f"{safe_part(call_id)}{suffix}.wav"
-
-
-def scratch_dir(root: str, date: str, source: str, partition: str, call_id: str) -> str:
-    """Where the channel files of one call wait between the fetch and the per-call stage."""
-    return join(root, SCRATCH, f"date={safe_part(date)}", safe_part(source), safe_part(partition),
-                safe_part(call_id))
-
-
-def write_bytes(path: str, data: bytes) -> None:
-    storage.write_bytes(path, data)
 
 
 def _sort_value(value):
@@ -91,10 +56,9 @@ class _WritePartition(beam.DoFn):
         rows = list(rows)
         if table == "calls":
             self.partial_calls.inc(sum(1 for row in rows if row.get("partial")))
-        folder = partition_dir(self.root, table, date, partition)
         for n, data in enumerate(parquet_files(table, rows)):
-            path = join(folder, f"part-{n:05d}.parquet")
-            write_bytes(path, data)
+            path = layout.table_file(self.root, table, date, partition, n)
+            storage.write_bytes(path, data)
             self.files.inc()
             yield path
 
@@ -115,14 +79,14 @@ class _RemoveStale(beam.DoFn):
         keep = set(written)
         stale = []
         for date in self.dates:
-            for table in (*tables.TABLES, AUDIO):
-                stale += [path for path in storage.list_tree(join(self.root, table, f"date={date}"))
+            for table in (*tables.TABLES, layout.AUDIO):
+                stale += [path for path in storage.list_tree(layout.date_dir(self.root, table, date))
                           if path not in keep]
         if stale:
             storage.delete(sorted(stale))
             self.removed.inc(len(stale))
         for date in self.dates:  # every call of the run is written: its channel files are done
-            storage.delete_tree(join(self.root, SCRATCH, f"date={date}"))
+            storage.delete_tree(layout.scratch_date_dir(self.root, date))
         yield len(stale)
 
 

@@ -4,7 +4,7 @@ Connect: CTRs arrive through Firehose, concatenated without delimiter, at least 
 their *arrival* hour; the run reads its days plus a look-ahead window and keeps one CTR per
 ContactId (the latest LastUpdateTimestamp).  Chime: one call per TransactionId, joining the SDR
 (billing, optional) with the streaming-status events (streams, legs, roles).  The parsing itself is
-``voicelake.firehose`` (splitting objects), ``voicelake.ctr`` and ``voicelake.chime_records``; these
+``voicelake.records.firehose`` (splitting objects), ``voicelake.records.ctr`` and ``voicelake.records.chime_records``; these
 transforms only list, read, group and route.
 """
 from __future__ import annotations
@@ -17,9 +17,10 @@ import re
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake import chime_records, ctr, firehose, progress, storage
+from voicelake.records import chime_records, ctr, firehose
+from voicelake import progress, storage
 from voicelake.model import CHIME, CONNECT, CallSpec, Failure
-from voicelake.record_fields import STAGE
+from voicelake.records.record_fields import STAGE
 from transforms.common import FAILURES
 
 NAMESPACE = "voicelake.records"

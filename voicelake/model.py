@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # channel files need numpy; records and plans do not
-    from voicelake.channel_file import ChannelPiece
+    from voicelake.media.channel_file import ChannelPiece
 
 CONNECT = "connect"
 CHIME = "chime"

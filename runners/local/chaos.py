@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voicelake import layout
 from runners.local.kvs_emulator import Faults, start_emulator
 from runners.local.kvs_store import KvsStore
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, RETENTION_HOURS, WorldConfig, seed_world
@@ -73,7 +74,8 @@ def expiring_clock(calls: list[dict], expired: int, pad_ms: int = 60_000, *,
 
 def lake_digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and "_runs" not in p.parts}
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and not layout.is_run_file(str(p.relative_to(root)))}
 
 
 def channel_digests(wav_path: Path) -> list[str]:
@@ -86,7 +88,7 @@ def read_table(lake: Path, name: str) -> list[dict]:
     import pyarrow.parquet as pq
 
     rows = []
-    for path in sorted(lake.glob(f"{name}/date=*/voice_connector_id=*/*.parquet")):
+    for path in sorted(lake.glob(layout.table_glob(name))):
         rows += pq.read_table(path).to_pylist()
     return rows
 
@@ -126,7 +128,7 @@ def hostile_night(work: Path, s3, run, *, connect_calls: int, chime_calls: int, 
     for call in truth.calls:
         if call["call_id"] not in landed_calls:
             continue
-        wav = lake / f"audio/date={call['date']}/voice_connector_id={call['partition_id']}/{call['call_id']}.8k.wav"
+        wav = lake / layout.wav_relpath(call["date"], call["partition_id"], call["call_id"], source=True)
         if channel_digests(wav) != [c["sha256"] for c in call["channels"]]:
             report.wrong_pcm += 1
     return report

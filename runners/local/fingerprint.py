@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from voicelake import layout
+
 
 def lake_fingerprint(root: Path, columns: dict[str, list[str]] | None = None) -> dict[str, str]:
     """A digest of every file outside ``_runs/``, wherever the lake was written.
@@ -21,7 +23,7 @@ def lake_fingerprint(root: Path, columns: dict[str, list[str]] | None = None) ->
     out = {}
     for path in sorted(Path(root).rglob("*")):
         name = str(path.relative_to(root))
-        if not path.is_file() or name.startswith("_runs/"):
+        if not path.is_file() or layout.is_run_file(name):
             continue
         if columns is not None and (path.suffix != ".parquet" or name.split("/")[0] not in columns):
             continue

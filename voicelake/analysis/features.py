@@ -5,7 +5,7 @@ wave, i.e. RMS 32768), with -120 dBFS standing for digital silence so no value i
 Statistics that need speech (speech level, SNR, reply gap) are None when there is none.
 
 Voice activity (``VadConfig`` holds every threshold), by default ``silero-v5``: the neural VAD of
-``voicelake.vad`` gives every 20 ms frame a speech probability (the ``SpeechPass`` over the samples,
+``voicelake.analysis.vad`` gives every 20 ms frame a speech probability (the ``SpeechPass`` over the samples,
 once the first pass has measured the channel's noise floor); speech starts where it reaches
 ``threshold`` (0.5) and lasts until it falls below ``release`` (0.35), and the runs are then
 smoothed as in step 3 below.  Sound the model rejects but the level gate (steps 1-3) hears, more
@@ -42,7 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
-from voicelake import vad
+from voicelake.analysis import vad
 from voicelake.audio import FULL_SCALE, Gap, samples_to_ms
 
 ENERGY = "energy-v1"

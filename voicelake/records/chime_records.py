@@ -18,9 +18,9 @@ from datetime import date, datetime
 from typing import Iterable, NamedTuple
 from xml.etree import ElementTree
 
-from voicelake.firehose import DEFAULT_MAX_OBJECT_MB, MB, SplitError, split_json_objects
+from voicelake.records.firehose import DEFAULT_MAX_OBJECT_MB, MB, SplitError, split_json_objects
 from voicelake.model import CHIME, CallSpec, Failure, StreamSpan
-from voicelake.record_fields import (
+from voicelake.records.record_fields import (
     RECORD_ID, STAGE, VOICE_CONNECTOR_ID, Rejected, epoch_seconds_field, failure_from, fragment_field,
     id_field, iso_field, ordered, safe_path_part, shown, stream_arn_field, text_field, utc_date,
 )

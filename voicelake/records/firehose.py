@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Iterator, NamedTuple
 
 from voicelake.model import Failure
-from voicelake.record_fields import STAGE
+from voicelake.records.record_fields import STAGE
 
 
 # --------------------------------------------------------------------------- key planning

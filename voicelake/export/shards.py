@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voicelake import audio, lake, manifests, ml_features, storage
-from voicelake.lake import LakeCall, join
-from voicelake.ml_features import FeatureOptions
-from voicelake.units import Segment, SplitOptions, Unit, UnitOptions, make_units, split_of
+from voicelake import audio, storage
+from voicelake.export import lake, manifests, ml_features
+from voicelake.export.lake import LakeCall
+from voicelake.layout import join
+from voicelake.export.ml_features import FeatureOptions
+from voicelake.export.units import Segment, SplitOptions, Unit, UnitOptions, make_units, split_of
 
 SHARD_NAME = "{split}-{shard:05d}-of-{count:05d}"
 
