@@ -1,5 +1,6 @@
 """The data flow, composed: records -> calls -> fragment ranges -> (by stream) channel files ->
-(by call) features and WAVs -> rows -> the lake.  Only small values cross the two shuffles."""
+(by call) features, WAVs and row shards -> the lake.  Only small values cross the shuffles: paths,
+ranges and notes, never samples or a night's rows."""
 from __future__ import annotations
 
 import apache_beam as beam
@@ -41,10 +42,10 @@ def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:
     audio = ranges | "FetchMedia" >> FetchStreams(
         opts.output, endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region,
         max_attempts=opts.max_attempts, retry_budget_s=opts.kvs_retry_budget_s)
-    rows, wavs, bad_audio = audio | "Analyse" >> AnalyseCalls(
+    landed, bad_audio = audio | "Analyse" >> AnalyseCalls(
         opts.output, target_sample_rate=opts.target_sample_rate,
         allow_missing_fragments=opts.allow_missing_fragments,
         write_raw_channels=opts.write_raw_channels, vad=vad_config(opts))
     failure_rows = ((*failures, bad_calls, bad_audio) | "AllFailures" >> beam.Flatten()
                     | "FailureRows" >> FailureRows(dates))
-    ((rows, failure_rows) | "AllRows" >> beam.Flatten(), wavs) | "Lake" >> WriteLake(opts.output, dates)
+    (landed, failure_rows) | "Lake" >> WriteLake(opts.output, dates)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.lake_sink import _RemoveStale
+from transforms.lake_sink import _RemoveStale, remove_unwritten
+from voicelake.layout import Partition
 from voicelake import storage
 
 
@@ -57,18 +58,31 @@ def test_a_tree_lists_files_at_every_depth_below_a_folder_and_nothing_beside_it(
     assert storage.list_tree(f"{root}/nothing/here") == []
 
 
-def test_a_run_removes_what_it_did_not_write_under_its_dates_at_any_depth_and_nothing_else(root):
+def test_a_run_removes_every_partition_it_did_not_write_under_its_dates_and_nothing_else(root):
     written = [f"{root}/calls/date=2024-05-14/voice_connector_id=x/part-00000.parquet",
                f"{root}/audio/date=2024-05-14/voice_connector_id=x/call-1.wav"]
     stale = [f"{root}/calls/date=2024-05-14/stray.parquet",
-             f"{root}/audio/date=2024-05-14/voice_connector_id=x/sub/nested.wav",
-             f"{root}/gaps/date=2024-05-14/voice_connector_id=gone/part-00000.parquet"]
-    scratch = [f"{root}/_work/date=2024-05-14/chime/vc/call-1/channel-0.f32"]
+             f"{root}/gaps/date=2024-05-14/voice_connector_id=gone/part-00000.parquet",
+             f"{root}/audio/date=2024-05-14/voice_connector_id=gone/sub/nested.wav"]
+    scratch = [f"{root}/_work/date=2024-05-14/chime/vc/call-1/channel-0.f32",
+               f"{root}/_work/date=2024-05-14/rows/calls/vc/chime.call-1.arrow"]
     kept = [f"{root}/calls/date=2024-05-13/voice_connector_id=x/part-00000.parquet",
             f"{root}/_work/date=2024-05-15/chime/vc/call-2/channel-0.f32", f"{root}/calls/notes.txt",
             f"{root}/elsewhere/date=2024-05-14/file"]
     for path in written + stale + scratch + kept:
         storage.write_bytes(path, b"x")
-    assert list(_RemoveStale(root, ["2024-05-14"]).process(written)) == [len(stale)]
+    partitions = [Partition("calls", "2024-05-14", "x"), Partition("audio", "2024-05-14", "x")]
+    assert list(_RemoveStale(root, ["2024-05-14"]).process(partitions)) == [len(stale)]
     remaining = sorted(storage.list_tree(root))
     assert remaining == sorted(written + kept)
+
+
+def test_a_partitions_writer_removes_what_it_did_not_write_in_its_folder_at_any_depth(root):
+    folder = f"{root}/audio/date=2024-05-14/voice_connector_id=x"
+    keep = {f"{folder}/call-1.wav", f"{folder}/call-1.8k.wav"}
+    stale = [f"{folder}/call-gone.wav", f"{folder}/sub/nested.wav"]
+    beside = f"{root}/audio/date=2024-05-14/voice_connector_id=xy/call-9.wav"
+    for path in [*keep, *stale, beside]:
+        storage.write_bytes(path, b"x")
+    assert remove_unwritten(folder, keep) == 2
+    assert sorted(storage.list_tree(f"{root}/audio")) == sorted([*keep, beside])

@@ -1,9 +1,11 @@
-"""(call key, StreamAudio) -> the call's rows, its WAVs, or one Failure.
+"""(call key, StreamAudio) -> the call's WAVs and row shards with a ``CallRows`` note, or one Failure.
 
 This is the one place that sees a whole call, so it decides once per call whether the call lands
 in ``calls`` or in ``failures``.  What it receives is small (the channel files' paths and covered
 ranges); the samples stream from those files through the feature state and into the WAVs in
 chunks (``voicelake.analysis.call_audio``), so a worker's memory does not grow with the call's length.
+Its rows go to row shards beside the lake (``voicelake.lake_files``) and only a note of them goes
+on, so nothing downstream holds them either.
 """
 from __future__ import annotations
 
@@ -15,15 +17,14 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from voicelake.analysis import call_audio, features
-from voicelake import layout, progress, storage
+from voicelake import lake_files, layout, progress, storage
 from voicelake.analysis import vad as vad_model
 from voicelake.analysis.call_audio import CallProblem
 from voicelake.media.kvs_client import EXPIRED
-from voicelake.model import CallSpec
+from voicelake.model import CallRows, CallSpec
 from transforms.common import FAILURES, call_failure
 
 NAMESPACE = "voicelake.analyse"
-WAVS = "wavs"
 # When a call's streams failed for several reasons, the cause is named, not the weather met on
 # the way: expired media is the reason even if a stream was also throttled.
 REASON_PRIORITY = ("outside_retention", "stream_not_found", "not_authorized", "corrupt_media",
@@ -52,10 +53,9 @@ def missing_reason(missing: dict[str, str]) -> tuple[str, str]:
 
 
 def call_rows(call: CallSpec, streams, plan, analysis, *, target_rate: int, wav_path: str,
-              missing: dict) -> list[tuple]:
-    """(table, date, partition, row) for the call, its channels, segments and gaps."""
+              missing: dict) -> dict[str, list[dict]]:
+    """table -> rows, for the call, its channels, segments and gaps."""
     identity = {"call_id": call.call_id, "source": call.source}
-    partition = (call.date, call.partition_id)
     channel_map = ",".join(f"{c['channel']}={c['role']}" for c in analysis.channels)
     gap_total = sum(c["gap_ms"] for c in analysis.channels)
     call_row = {
@@ -66,12 +66,13 @@ def call_rows(call: CallSpec, streams, plan, analysis, *, target_rate: int, wav_
         "missing_fragments": len(missing), "partial": bool(missing or gap_total),
         "bytes_fetched": sum(s.fragment_bytes for s in streams),
     }
-    out = [("calls", *partition, call_row)]
-    out += [("channels", *partition, {**identity, **c, "stream_arn": plan.arns.get(c["channel"])})
-            for c in analysis.channels]
-    out += [("segments", *partition, {**identity, **s}) for s in analysis.segments]
-    out += [("gaps", *partition, {**identity, **g}) for g in analysis.gaps]
-    return out
+    return {
+        "calls": [call_row],
+        "channels": [{**identity, **c, "stream_arn": plan.arns.get(c["channel"])}
+                     for c in analysis.channels],
+        "segments": [{**identity, **s} for s in analysis.segments],
+        "gaps": [{**identity, **g} for g in analysis.gaps],
+    }
 
 
 class _AnalyseCall(beam.DoFn):
@@ -79,6 +80,7 @@ class _AnalyseCall(beam.DoFn):
                  write_raw_channels: bool, vad: features.VadConfig):
         # the lake's own location, so calls.wav_path is a URI an analyst can open from a query
         self.root = root if storage.is_s3(root) else os.path.abspath(root)
+        self.scratch_root = root  # the row shards are where the sink, given the same root, looks
         self.target = target_sample_rate
         self.allow_missing, self.write_raw = allow_missing_fragments, write_raw_channels
         self.vad = vad
@@ -96,20 +98,18 @@ class _AnalyseCall(beam.DoFn):
         call = streams[0].call
         started = time.thread_time()
         try:
-            rows, paths = self.analyse(call, streams)
+            landed = self.analyse(call, streams)
         except CallProblem as problem:
-            rows, paths = None, problem
+            landed = problem
         self.cpu_ms.inc(int((time.thread_time() - started) * 1000))
-        if rows is None:
+        if isinstance(landed, CallProblem):
             yield beam.pvalue.TaggedOutput(FAILURES, call_failure(
-                call, paths.stage, paths.reason, paths.detail))
+                call, landed.stage, landed.reason, landed.detail))
             return
         self.calls.inc()
-        yield from rows
-        for path in paths:
-            yield beam.pvalue.TaggedOutput(WAVS, path)
+        yield landed
 
-    def analyse(self, call: CallSpec, streams):
+    def analyse(self, call: CallSpec, streams) -> CallRows:
         errors = [s.error for s in streams if s.error]
         if errors:
             raise CallProblem(*call_reason(errors), stage="media")
@@ -131,11 +131,13 @@ class _AnalyseCall(beam.DoFn):
         self.audio_ms.inc(analysis.call["duration_ms"])
         rows = call_rows(call, streams, plan, analysis, target_rate=self.target, wav_path=paths[0],
                          missing=missing)
-        return rows, paths
+        return lake_files.write_call_rows(
+            self.scratch_root, date=call.date, partition=call.partition_id, source=call.source,
+            call_id=call.call_id, rows=rows, wavs=paths, partial=rows["calls"][0]["partial"])
 
 
 class AnalyseCalls(beam.PTransform):
-    """(call key, StreamAudio) -> rows (main), written WAV paths (``wavs``), Failures (``failures``)."""
+    """(call key, StreamAudio) -> a ``CallRows`` per landed call (main), Failures (``failures``)."""
 
     def __init__(self, root: str, *, target_sample_rate=16000, allow_missing_fragments=False,
                  write_raw_channels=False, vad: features.VadConfig = features.VadConfig()):
@@ -148,6 +150,6 @@ class AnalyseCalls(beam.PTransform):
         out = (
             keyed_streams
             | "GroupByCall" >> beam.GroupByKey()
-            | "AnalyseCall" >> beam.ParDo(self.fn).with_outputs(FAILURES, WAVS, main="rows")
+            | "AnalyseCall" >> beam.ParDo(self.fn).with_outputs(FAILURES, main="calls")
         )
-        return out.rows, out[WAVS], out[FAILURES]
+        return out.calls, out[FAILURES]

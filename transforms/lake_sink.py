@@ -1,71 +1,76 @@
-"""Rows and WAVs -> the lake: Hive-partitioned Parquet with deterministic names, and no stale files.
+"""Landed calls and failure rows -> the lake: Hive-partitioned Parquet with deterministic names,
+and no stale files.
 
 Beam's WriteToParquet / fileio.WriteToFiles lose rows on Hive paths or duplicate them when a re-run
 shards differently (beam.md §3), so every (table, date, partition) is grouped and written by one
-DoFn under fixed names ``part-00000.parquet``...; a final step deletes whatever a previous run left
-under the run's dates that this run did not write.  A re-run of a date therefore leaves exactly the
-same files with the same bytes.
+DoFn under fixed names ``part-00000.parquet``...  What is grouped is small: a landed call's rows
+already wait in row shards in the scratch (``voicelake.lake_files``), and only its ``CallRows``
+note crosses the shuffle, so neither the runner nor a worker holds a night's rows.  Failures are
+few and come from every stage; they travel as rows.
+
+Each partition's writer also removes whatever else is in its folder (and, for ``calls``, in the
+partition's audio folder beyond the calls' WAVs); a last step, given only which partitions were
+written, removes every other partition folder and stray file under the run's dates, and the run's
+scratch.  A re-run of a date therefore leaves exactly the same files with the same bytes.
 """
 from __future__ import annotations
 
-import io
-
 import apache_beam as beam
-import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
-from voicelake import layout, storage
 from schemas import tables
+from voicelake import lake_files, layout, storage
+from voicelake.layout import Partition
+from voicelake.model import CallRows
 
 NAMESPACE = "voicelake.lake"
-ROWS_PER_FILE = 200_000
-SORT_KEYS = {
-    "calls": ("call_id",),
-    "channels": ("call_id", "channel"),
-    "segments": ("call_id", "channel", "start_ms"),
-    "gaps": ("call_id", "channel", "start_ms"),
-    "failures": ("stage", "reason", "source_key", "source_offset", "call_id"),
-}
 
 
-def _sort_value(value):
-    return (value is None, "" if value is None else value)
+def remove_unwritten(folder: str, keep: set[str]) -> int:
+    """Delete every file below ``folder``, at any depth, that is not in ``keep``."""
+    stale = [path for path in storage.list_tree(folder) if path not in keep]
+    if stale:
+        storage.delete(stale)
+    return len(stale)
 
 
-def parquet_files(table: str, rows: list[dict]) -> list[bytes]:
-    """Deterministic Parquet bytes for one partition's rows, split into files of ROWS_PER_FILE."""
-    keys = SORT_KEYS[table]
-    ordered = sorted(rows, key=lambda r: tuple(_sort_value(r.get(k)) for k in keys))
-    files = []
-    for start in range(0, max(len(ordered), 1), ROWS_PER_FILE):
-        buffer = io.BytesIO()
-        pq.write_table(tables.rows_to_table(table, ordered[start:start + ROWS_PER_FILE]), buffer,
-                       compression="snappy")
-        files.append(buffer.getvalue())
-    return files
+class _WritePartitions(beam.DoFn):
+    """((table, date, partition), calls' notes or failure rows) -> its Parquet files; yields the
+    partitions it wrote (for ``calls``, the audio partition too)."""
 
-
-class _WritePartition(beam.DoFn):
     def __init__(self, root: str):
         self.root = root
         self.files = Metrics.counter(NAMESPACE, "parquet_files")
         self.partial_calls = Metrics.counter(NAMESPACE, "partial_calls")  # the summary's partial_calls
+        self.removed = Metrics.counter(NAMESPACE, "stale_files_removed")
 
     def process(self, element):
-        (table, date, partition), rows = element
-        rows = list(rows)
-        if table == "calls":
-            self.partial_calls.inc(sum(1 for row in rows if row.get("partial")))
-        for n, data in enumerate(parquet_files(table, rows)):
+        (table, date, partition), values = element
+        values = list(values)
+        if table == "failures":
+            files = lake_files.parquet_files(table, values)
+        else:
+            files = lake_files.merged_parquet_files(self.root, table, values)
+        written = set()
+        for n, data in enumerate(files):
             path = layout.table_file(self.root, table, date, partition, n)
             storage.write_bytes(path, data)
+            written.add(path)
             self.files.inc()
-            yield path
+        removed = remove_unwritten(layout.partition_dir(self.root, table, date, partition), written)
+        yield Partition(table, date, partition)
+        if table == "calls":
+            self.partial_calls.inc(sum(1 for call in values if call.partial))
+            wavs = {path for call in values for path in call.wavs}
+            removed += remove_unwritten(layout.partition_dir(self.root, layout.AUDIO, date, partition), wavs)
+            yield Partition(layout.AUDIO, date, partition)
+        if removed:
+            self.removed.inc(removed)
 
 
 class _RemoveStale(beam.DoFn):
-    """Delete every file under the run's dates that this run did not write, at any depth (a
-    previous run's leftovers, or strays put there by hand), and the run's scratch folders.
+    """Delete every file under the run's dates outside the partitions this run wrote, at any depth
+    (a previous run's partitions, or strays put there by hand), and the run's scratch folders.
 
     Only ``<root>/<table or audio>/date=<d>/`` and ``<root>/_work/date=<d>/`` of the run's own
     dates are looked at, so other dates and anything else under the root are never touched.
@@ -75,39 +80,45 @@ class _RemoveStale(beam.DoFn):
         self.root, self.dates = root, dates
         self.removed = Metrics.counter(NAMESPACE, "stale_files_removed")
 
-    def process(self, written: list[str]):
+    def process(self, written: list[Partition]):
         keep = set(written)
         stale = []
         for date in self.dates:
-            for table in (*tables.TABLES, layout.AUDIO):
-                stale += [path for path in storage.list_tree(layout.date_dir(self.root, table, date))
-                          if path not in keep]
+            for folder in (*tables.TABLES, layout.AUDIO):
+                stale += [path for path in storage.list_tree(layout.date_dir(self.root, folder, date))
+                          if layout.partition_of(self.root, path) not in keep]
         if stale:
             storage.delete(sorted(stale))
             self.removed.inc(len(stale))
-        for date in self.dates:  # every call of the run is written: its channel files are done
+        for date in self.dates:  # every call of the run is written: its channel files and rows are done
             storage.delete_tree(layout.scratch_date_dir(self.root, date))
         yield len(stale)
 
 
+def _by_table_partition(call: CallRows):
+    return [((table, call.date, call.partition), call) for table in call.tables]
+
+
 class WriteLake(beam.PTransform):
-    """(table, date, partition, row) and written WAV paths -> Parquet partitions, stale files removed."""
+    """(landed calls' ``CallRows``, failure rows ``(table, date, partition, row)``) -> Parquet
+    partitions and WAV folders with nothing stale; outputs how many stale files the last step
+    removed."""
 
     def __init__(self, root: str, dates: list[str]):
         super().__init__()
         self.root, self.dates = root, dates
 
     def expand(self, inputs):
-        rows, wav_paths = inputs
-        parquet = (
-            rows
-            | "ByPartition" >> beam.Map(lambda r: ((r[0], r[1], r[2]), r[3]))
-            | "GroupPartitions" >> beam.GroupByKey()
-            | "WritePartitions" >> beam.ParDo(_WritePartition(self.root))
+        calls, failure_rows = inputs
+        keyed = (
+            (calls | "ByCallPartition" >> beam.FlatMap(_by_table_partition),
+             failure_rows | "ByFailurePartition" >> beam.Map(lambda r: ((r[0], r[1], r[2]), r[3])))
+            | "AllPartitions" >> beam.Flatten()
         )
         return (
-            (parquet, wav_paths)
-            | "AllWritten" >> beam.Flatten()
+            keyed
+            | "GroupPartitions" >> beam.GroupByKey()
+            | "WritePartitions" >> beam.ParDo(_WritePartitions(self.root))
             | "CollectWritten" >> beam.combiners.ToList()
             | "RemoveStale" >> beam.ParDo(_RemoveStale(self.root, self.dates))
         )

@@ -4,7 +4,8 @@ call record (CTR / SDR + streaming events)  --records-->  CallSpec (+ RecordFail
 CallSpec --fragments--> FragmentRange (one GetMediaForFragmentList request's worth)
 FragmentRange* of one stream --media--> StreamAudio (its tracks written to channel files on the
   call's sample grid as the body streams in: only paths and covered ranges travel on)
-StreamAudio* of one call --audio--> features + WAVs --> rows of calls / channels / segments / gaps
+StreamAudio* of one call --audio--> features + WAVs --> rows of calls / channels / segments / gaps,
+  written as row shards beside the lake: only a CallRows note travels on to the sink
 Anything that cannot go on becomes a Failure row with its reason.
 
 Times are integer epoch milliseconds (``*_ms``), UTC.  Fragment numbers stay decimal strings and
@@ -98,3 +99,16 @@ class Failure:
     date: str | None = None
     source_key: str | None = None
     source_offset: int | None = None
+
+
+@dataclass(frozen=True)
+class CallRows:
+    """A landed call, as the lake's sink needs it: its rows wait in row shards in the scratch
+    (``voicelake.lake_files``), so only this note crosses the last shuffle, never the rows."""
+    date: str
+    partition: str
+    source: str
+    call_id: str
+    tables: tuple[str, ...]  # the tables it has rows in
+    wavs: tuple[str, ...]  # the WAVs it wrote, full paths
+    partial: bool
