@@ -48,6 +48,8 @@ from runners.local.processes import free_port, job_service_command, serving
 from tests.conftest import ROOT
 from tests.test_pipeline_e2e import pipeline_args, without_run
 
+pytestmark = pytest.mark.engines
+
 
 def without_counters(summary: dict) -> dict:
     return {k: v for k, v in without_run(summary).items() if k != "counters"}

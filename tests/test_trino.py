@@ -27,6 +27,8 @@ from schemas.tables import PARTITION_COLUMNS, TABLES
 from tests.conftest import ROOT
 from tests.demo_lake import demo_lake
 
+pytestmark = [pytest.mark.engines, pytest.mark.trino]
+
 DATABASE = "voicelake"
 HIVE = "hive_partitioning=true, hive_types={'date': VARCHAR, 'voice_connector_id': VARCHAR}"
 
