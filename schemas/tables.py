@@ -293,7 +293,7 @@ def rows_to_table(table_name: str, rows: list[dict]) -> pa.Table:
 
 
 def describe_markdown() -> str:
-    """A markdown section documenting every table and column (for the README)."""
+    """A markdown section documenting every table and column (the generated block of docs/tables.md)."""
     lines = [
         "## Tables",
         "",

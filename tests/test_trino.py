@@ -4,9 +4,9 @@ A one-node Trino with a Hive catalog on a file metastore registers every table w
 ``voicelake ddl --dialect trino`` prints, with the enum projection the lake's folders give.  What
 Trino stores in its metastore is exactly what the Athena DDL says (column types, ``projection.*``
 properties), so these queries are the queries Athena runs.  Each table is read in full, every
-column, and compared value by value with DuckDB reading the same Parquet files; the README's example
-queries, the first of them a cross-connector count without any partition filter, give the same
-numbers on both engines.
+column, and compared value by value with DuckDB reading the same Parquet files; the example
+queries of docs/athena.md, the first of them a cross-connector count without any partition filter,
+give the same numbers on both engines.
 """
 from __future__ import annotations
 
@@ -133,25 +133,24 @@ def test_every_column_of_every_table_reads_the_same_on_trino_and_duckdb(trino, l
     assert rows(on_trino) == rows(on_duckdb)
 
 
-def readme_queries() -> list[str]:
-    """The SQL blocks of the README's Athena section, split on `;` like the DDL."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("\n### Athena", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```sql\n(.*?)```", section, re.S)
+def athena_page_queries() -> list[str]:
+    """The SQL blocks of the Athena page (docs/athena.md), split on `;` like the DDL."""
+    page = (ROOT / "docs/athena.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", page, re.S)
     queries = [q.strip() for block in blocks for q in block.split(";") if q.strip()]
     return [q for q in queries if f"{DATABASE}." in q]
 
 
-def test_the_readme_has_example_queries_and_the_first_needs_no_partition_filter():
-    queries = readme_queries()
+def test_the_athena_page_has_example_queries_and_the_first_needs_no_partition_filter():
+    queries = athena_page_queries()
     assert len(queries) >= 4
     assert "voice_connector_id" in queries[0] and "WHERE" not in queries[0]
 
 
-@pytest.mark.parametrize("number", range(len(readme_queries())))
-def test_each_readme_query_gives_the_same_numbers_on_trino_and_duckdb(trino, lake, number):
+@pytest.mark.parametrize("number", range(len(athena_page_queries())))
+def test_each_athena_page_query_gives_the_same_numbers_on_trino_and_duckdb(trino, lake, number):
     cursor, _ = trino
-    sql = readme_queries()[number]
+    sql = athena_page_queries()[number]
     on_trino = query(cursor, sql)
     on_duckdb = duckdb_lake(lake).execute(sql).fetchall()
     assert on_trino, sql

@@ -40,7 +40,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="use real two-leg recordings (*_caller.wav + *_agent.wav pairs, 8 kHz "
                              "mono) instead of the bundled speech clips")
     parser.add_argument("--engine", choices=ENGINES, default="fnapi",
-                        help="where the job runs (see README 'Running at scale'); default fnapi")
+                        help="where the job runs (see docs/engines.md); default fnapi")
     parser.add_argument("--sdk-workers", choices=["process", "external"], default="process",
                         help="flink-cluster: Python SDK workers started by each TaskManager (process) or "
                              "one worker pool per TaskManager (external)")
