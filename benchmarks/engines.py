@@ -184,7 +184,7 @@ def main() -> None:
 def run_engines(config, work: Path, chosen: list[str], keep: bool) -> None:
     results = []  # (label, measurement or why not run)
     # fixed ports before any cluster starts: its workers inherit the S3 address from this environment
-    with local_s3(port=clusters.free_port()) as s3, start_emulator(work / "kvs", port=clusters.free_port()) as kvs, \
+    with local_s3(port=processes.free_port()) as s3, start_emulator(work / "kvs", port=processes.free_port()) as kvs, \
             environment(s3.environment()):
         truth = seed_world(s3.client(), KvsStore(work / "kvs"), config)
         audio_h = sum(c["channels"][0]["samples"] for c in truth.calls) / 8000 / 3600

@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from runners import engines
-from runners.processes import group_alive, is_running
+from runners.processes import free_port, group_alive, is_running
 
 POOL_PORT = 50000  # the worker pool's port, as Beam's docs and SDK container use it
 # What Flink's own config.yaml passes to every Flink JVM on Java 17 (env.java.opts.all): Flink and Kryo
@@ -99,12 +99,6 @@ DEFAULT_PORTS = {
 
 def default_state(engine: str) -> Path:
     return engines.cache_dir() / "clusters" / engine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -1,9 +1,11 @@
 """This machine's processes as Linux's /proc shows them: who started whom, in which process group,
-how much CPU each spent and its peak RSS.  The clusters tell a serving process from a zombie with
-it; the benchmarks measure a job's whole process tree (JVMs, SDK workers) with it."""
+how much CPU each spent and its peak RSS; and a free port for the next server.  The clusters tell
+a serving process from a zombie with it; the benchmarks measure a job's whole process tree (JVMs,
+SDK workers) with it."""
 from __future__ import annotations
 
 import os
+import socket
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +83,13 @@ def is_running(pid: int) -> bool:
 def group_alive(group: int) -> bool:
     """Whether any process of a process group still runs (zombies do not count)."""
     return any(p.group == group and p.state != "Z" for p in process_table().values())
+
+
+def free_port() -> int:
+    """A loopback port no one listens on now (the kernel's pick): for a server started next."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def peak_rss_mb(pid: int) -> float:

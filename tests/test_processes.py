@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -45,3 +46,11 @@ def test_a_zombie_is_not_running_and_its_cpu_is_counted_in_seconds():
     own = processes.stat(os.getpid())
     child.wait()
     assert processes.stat(os.getpid()).reaped_children_cpu_s > own.reaped_children_cpu_s
+
+
+def test_a_free_port_can_be_listened_on():
+    port = processes.free_port()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
