@@ -15,7 +15,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline.dates import parse_dates
-from pipeline.run import DEFAULT_RUNNER, check_engine_versions
+from pipeline.options import DEFAULT_RUNNER
+from pipeline.preflight import check_engine_versions
 from transforms.export_units import FinishExport, PlanCalls, ReadLakeCalls, WriteShards
 from voicelake.export import manifests, units
 from voicelake import storage

@@ -11,6 +11,10 @@ from pipeline.dates import DAYS, day, days_between, parse_dates
 # The voicelake options an operator must give (help and errors name them).
 REQUIRED = ("--date (or --start_date/--end_date)", "--output",
             "at least one of --ctr_prefix, --sdr_prefix, --events_prefix")
+# the record prefixes, each with the kind of records it holds
+PREFIX_OPTIONS = (("ctr_prefix", "ctr"), ("sdr_prefix", "sdr"), ("events_prefix", "event"))
+# the runner of run and export when none is given
+DEFAULT_RUNNER = "FnApiRunner"  # DirectRunner would first try Prism, which ignores our worker mode
 
 from voicelake.records.firehose import DEFAULT_MAX_OBJECT_MB
 
