@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from measure import run_watched, seeded_world_arguments  # noqa: E402
-from runners import clusters, engines  # noqa: E402
+from runners import clusters, engines, processes  # noqa: E402
 from runners.launch import engine_options  # noqa: E402
 from runners.local.fingerprint import lake_fingerprint  # noqa: E402
 from runners.local.kvs_emulator import start_emulator  # noqa: E402
@@ -38,7 +38,6 @@ from runners.local.kvs_store import KvsStore  # noqa: E402
 from runners.local.s3 import environment, local_s3  # noqa: E402
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, seed_world  # noqa: E402
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # (label, engine, cluster settings)
 RUNS = [
     ("fnapi (2 worker processes)", "fnapi", None),
@@ -58,33 +57,6 @@ KINDS = [("sdk_worker_main", "SDK worker"), ("runners.worker_boot", "SDK worker"
          ("pipeline.cli", "voicelake run")]
 
 
-def proc_table() -> dict[int, tuple[int, int, float]]:
-    """pid -> (parent, process group, CPU seconds of it and its reaped children)."""
-    table = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        cpu = sum(int(f) for f in fields[11:15]) / CLOCK_TICKS  # utime stime cutime cstime
-        table[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), cpu)
-    return table
-
-
-def members(table, roots: set[int], groups: set[int]) -> set[int]:
-    """The processes under ``roots`` and in ``groups``."""
-    children = defaultdict(list)
-    for pid, (parent, _, _) in table.items():
-        children[parent].append(pid)
-    found = {pid for pid, (_, group, _) in table.items() if group in groups}
-    todo = [r for r in roots if r in table]
-    while todo:
-        pid = todo.pop()
-        found.add(pid)
-        todo += children[pid]
-    return found
-
-
 def kind(pid: int) -> str:
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -97,11 +69,8 @@ def kind(pid: int) -> str:
 
 def own_cpu(pid: int) -> float:
     """CPU seconds of one process itself (utime + stime), 0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    process = processes.stat(pid)
+    return process.cpu_s if process else 0.0
 
 
 class Watch(threading.Thread):
@@ -114,18 +83,13 @@ class Watch(threading.Thread):
         self.roots, self.groups, self.done = roots, groups, threading.Event()
         self.peak: dict[int, tuple[str, float]] = {}
         self.cpu: dict[int, float] = {}
-        table = proc_table()
-        self.cpu_before = {pid: own_cpu(pid) for pid in members(table, set(), groups)}
+        table = processes.process_table()
+        self.cpu_before = {pid: table[pid].cpu_s for pid in processes.members(table, set(), groups)}
 
     def run(self):
         while not self.done.wait(0.2):
-            for pid in members(proc_table(), self.roots, self.groups):
-                try:
-                    status = Path(f"/proc/{pid}/status").read_text()
-                except OSError:
-                    continue
-                hwm = next((int(line.split()[1]) / 1024 for line in status.splitlines()
-                            if line.startswith("VmHWM:")), 0.0)
+            for pid in processes.members(processes.process_table(), self.roots, self.groups):
+                hwm = processes.peak_rss_mb(pid)
                 # asked every time: a process may exec into another (jspawnhelper -> SDK worker)
                 name, before = self.peak.get(pid, ("?", 0.0))
                 now = kind(pid)
@@ -168,8 +132,9 @@ def flink_timeline(folder: Path) -> str:
 
 
 def group_cpu(groups: set[int]) -> float:
-    table = proc_table()
-    return sum(table[p][2] for p in members(table, set(), groups))
+    """CPU seconds of every process in the groups, with the children they have reaped."""
+    table = processes.process_table()
+    return sum(table[p].total_cpu_s for p in processes.members(table, set(), groups))
 
 
 def measure_job(command: list[str], groups: set[int]) -> dict:
@@ -219,7 +184,7 @@ def main() -> None:
 def run_engines(config, work: Path, chosen: list[str], keep: bool) -> None:
     results = []  # (label, measurement or why not run)
     # fixed ports before any cluster starts: its workers inherit the S3 address from this environment
-    with local_s3(port=clusters.free_port()) as s3, start_emulator(work / "kvs", port=clusters.free_port()) as kvs, \
+    with local_s3(port=processes.free_port()) as s3, start_emulator(work / "kvs", port=processes.free_port()) as kvs, \
             environment(s3.environment()):
         truth = seed_world(s3.client(), KvsStore(work / "kvs"), config)
         audio_h = sum(c["channels"][0]["samples"] for c in truth.calls) / 8000 / 3600

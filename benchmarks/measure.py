@@ -10,31 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo += children.get(pid, [])
-    return found
-
-
-def _hwm_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+from runners import processes
 
 
 class PeakRss(threading.Thread):
@@ -52,8 +28,8 @@ class PeakRss(threading.Thread):
 
     def run(self):
         while not self.done.wait(0.1):
-            for pid in _descendants(self.pid):
-                self.by_pid[pid] = max(self.by_pid.get(pid, 0.0), _hwm_mb(pid))
+            for pid in processes.members(processes.process_table(), {self.pid}):
+                self.by_pid[pid] = max(self.by_pid.get(pid, 0.0), processes.peak_rss_mb(pid))
 
 
 def run_watched(command: list[str], watch, env: dict | None = None):

@@ -6,7 +6,6 @@ call WAVs, features) -> Hugging Face Parquet, lhotse or NeMo manifests + a datas
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import shlex
@@ -15,7 +14,9 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.run import DEFAULT_RUNNER, check_engine_versions
+from pipeline.dates import parse_dates
+from pipeline.options import DEFAULT_RUNNER
+from pipeline.preflight import check_engine_versions
 from transforms.export_units import FinishExport, PlanCalls, ReadLakeCalls, WriteShards
 from voicelake.export import manifests, units
 from voicelake import storage
@@ -75,17 +76,11 @@ class ExportOptions(PipelineOptions):
                        help="target size of a shard, MB (a call is never split; default 256)")
 
 
-def parse_dates(text: str | None) -> list[str]:
-    if not text:
+def export_dates(opts: ExportOptions) -> list[str]:
+    """The days ``--dates`` names, in the grammar every command shares (pipeline.dates)."""
+    if not opts.dates:
         raise ValueError("--dates is required")
-    days = set()
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        first, _, last = item.partition("..")
-        start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last or first)
-        if end < start:
-            raise ValueError(f"{item}: the range ends before it starts")
-        days.update((start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1))
-    return sorted(days)
+    return parse_dates(opts.dates, "--dates")
 
 
 def settings_from(opts: ExportOptions) -> ExportSettings:
@@ -153,7 +148,7 @@ def run(argv: list[str]) -> dict:
     if not options.view_as(StandardOptions).runner:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     opts = options.view_as(ExportOptions)
-    dates = parse_dates(opts.dates)
+    dates = export_dates(opts)
     settings = settings_from(opts)
     pipeline = beam.Pipeline(options=options)
     build(pipeline, settings, dates, argv)

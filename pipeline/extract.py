@@ -6,8 +6,9 @@ at the track's rate and channel count.  Holes in the timeline (a frame starting 
 the previous frame's end, end = time + payload bytes / 2 / channels / rate) are always listed in
 the summary as gaps; ``--fill-gaps`` also writes silence into them, but refuses a hole longer than
 ``--max-gap-s`` (a producer clock that jumps an hour or a year ahead would otherwise ask for
-gigabytes of silence).  Only audio tracks are written: a track whose CodecID says video, subtitles
-or buttons (``V_``, ``S_``, ``B_``) is listed in the warnings; Connect's ``A_AAC`` is PCM (kvs.md).
+gigabytes of silence).  Only audio tracks are written: a track whose TrackType or CodecID says
+video, subtitles or buttons (``mkv_parser.is_audio``) is listed in the warnings; Connect's ``A_AAC``
+is PCM (kvs.md).
 
 ``--contact-id`` / ``--transaction-id`` keep only fragments whose ``ContactId`` / ``TransactionId``
 tag matches (KVS streams are reused across calls, kvs.md §6.8); the others, including fragments
@@ -36,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voicelake.media.mkv_parser import Fragment, ParseError, iter_fragments
+from voicelake.media.mkv_parser import Fragment, ParseError, is_audio, iter_fragments
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 DEFAULT_MAX_GAP_S = 600.0  # ten minutes of silence is 9.6 MB per 8 kHz track
@@ -61,20 +62,13 @@ class _Track:
 class _Extraction:
     fragments: list[dict] = field(default_factory=list)
     codecs: dict[str, str | None] = field(default_factory=dict)  # every track seen, kept or not
+    audio_names: set[str] = field(default_factory=set)  # those of them that are audio
     skipped: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     tracks: dict[str, _Track] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     truncated: bool = False
     parse_error: dict | None = None
-
-
-_NOT_AUDIO = ("V_", "S_", "B_")  # Matroska CodecID prefixes: video, subtitles, buttons
-
-
-def is_audio(codec_id: str | None) -> bool:
-    """A track is audio unless its CodecID says otherwise (none at all is taken as audio)."""
-    return not (codec_id or "").startswith(_NOT_AUDIO)
 
 
 class Refused(Exception):
@@ -117,9 +111,13 @@ def _collect(extraction: _Extraction, fragment: Fragment, wanted: dict[str, str]
         })
         return
     for name, audio in fragment.tracks.items():
-        if name not in extraction.codecs and not is_audio(audio.codec_id):
+        if name in extraction.codecs:  # a track is judged where it first appears
+            continue
+        extraction.codecs[name] = audio.codec_id
+        if is_audio(audio):
+            extraction.audio_names.add(name)
+        else:
             extraction.warnings.append(f"track {name} is {audio.codec_id}, not audio: not written")
-        extraction.codecs.setdefault(name, audio.codec_id)
     reason = _skip_reason(fragment, wanted)
     if reason is not None:
         extraction.skipped.append({
@@ -128,7 +126,7 @@ def _collect(extraction: _Extraction, fragment: Fragment, wanted: dict[str, str]
         return
     extraction.fragments.append(_fragment_row(fragment))
     for name, audio in fragment.tracks.items():
-        if not is_audio(audio.codec_id):
+        if not is_audio(audio):
             continue
         track = extraction.tracks.get(name)
         if track is None:
@@ -203,7 +201,7 @@ def _write_wav(path: Path, track: _Track, blocks: list, holes: list, fill_gaps: 
 
 def _check(extraction: _Extraction, fill_gaps: bool, max_gap_s: float) -> list:
     """The tracks' timelines, or Refused before anything is written."""
-    if extraction.codecs and not any(is_audio(codec) for codec in extraction.codecs.values()):
+    if extraction.codecs and not extraction.audio_names:
         tracks = ", ".join(f"{name} ({codec})" for name, codec in extraction.codecs.items())
         raise Refused(f"no audio track in the body, only {tracks}; nothing written")
     timelines = []

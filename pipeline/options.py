@@ -6,11 +6,15 @@ made from it on first use (``from pipeline.options import VoicelakeOptions`` wor
 """
 from __future__ import annotations
 
-import datetime as dt
+from pipeline.dates import DAYS, day, days_between, parse_dates
 
 # The voicelake options an operator must give (help and errors name them).
 REQUIRED = ("--date (or --start_date/--end_date)", "--output",
             "at least one of --ctr_prefix, --sdr_prefix, --events_prefix")
+# the record prefixes, each with the kind of records it holds
+PREFIX_OPTIONS = (("ctr_prefix", "ctr"), ("sdr_prefix", "sdr"), ("events_prefix", "event"))
+# the runner of run and export when none is given
+DEFAULT_RUNNER = "FnApiRunner"  # DirectRunner would first try Prism, which ignores our worker mode
 
 from voicelake.records.firehose import DEFAULT_MAX_OBJECT_MB
 
@@ -19,8 +23,8 @@ class VoicelakeArguments:
     @classmethod
     def _add_argparse_args(cls, parser):
         g = parser.add_argument_group("voicelake")
-        g.add_argument("--date", help="required (or --start_date): UTC day to process, YYYY-MM-DD, "
-                                      "e.g. --date=2024-05-14")
+        g.add_argument("--date", help=f"required (or --start_date): UTC days to process, {DAYS}, "
+                                      "e.g. --date=2024-05-14 or --date=2024-05-01..2024-05-03,2024-05-07")
         g.add_argument("--start_date", help="first UTC day of a range, YYYY-MM-DD")
         g.add_argument("--end_date", help="last UTC day of a range (inclusive), YYYY-MM-DD")
         g.add_argument("--sdr_prefix", default=None,
@@ -99,16 +103,6 @@ class VoicelakeArguments:
                             "temporary folder; errors print its path)")
 
 
-def _day(option: str, value: str) -> dt.date:
-    try:
-        if len(value) != 10:
-            raise ValueError
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{option}={value} is not a date: expected YYYY-MM-DD, "
-                         f"e.g. {option}=2024-05-14") from None
-
-
 def vad_config(opts):
     """The VadConfig of ``--vad``."""
     from voicelake.analysis.features import ENERGY_V1, VadConfig
@@ -117,7 +111,8 @@ def vad_config(opts):
 
 
 def run_dates(opts) -> list[str]:
-    """The UTC days a run covers, from --date or --start_date/--end_date."""
+    """The UTC days a run covers: --date in the grammar every command shares (pipeline.dates), or
+    the range --start_date to --end_date."""
     if opts.date and (opts.start_date or opts.end_date):
         raise ValueError("give --date or --start_date/--end_date, not both")
     if opts.end_date and not opts.start_date:
@@ -125,13 +120,12 @@ def run_dates(opts) -> list[str]:
     if not (opts.date or opts.start_date):
         raise ValueError("--date (or --start_date) is required, e.g. --date=2024-05-14")
     if opts.date:
-        start = end = _day("--date", opts.date)
-    else:
-        start = _day("--start_date", opts.start_date)
-        end = _day("--end_date", opts.end_date) if opts.end_date else start
+        return parse_dates(opts.date, "--date")
+    start = day("--start_date", opts.start_date)
+    end = day("--end_date", opts.end_date) if opts.end_date else start
     if end < start:
         raise ValueError(f"--end_date={end} is before --start_date={start}")
-    return [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+    return days_between(start, end)
 
 
 _made: dict[str, type] = {}

@@ -10,30 +10,16 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
 import html
 import io
 import json
 import sys
 
+from pipeline.dates import parse_dates
 from schemas.tables import PARTITION_COLUMNS
 from voicelake import layout
 
 FIGURES_STATUS_ID = "figures-status"
-
-
-def parse_dates(text: str) -> list[str]:
-    """``2024-05-14``, ``2024-05-14,2024-05-16`` or ``2024-05-14..2024-05-20`` -> the days."""
-    try:
-        if ".." in text:
-            first, last = (dt.date.fromisoformat(d) for d in text.split("..", 1))
-            if last < first:
-                raise ValueError
-            return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
-        return sorted({dt.date.fromisoformat(d).isoformat() for d in text.split(",")})
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected YYYY-MM-DD, a comma-separated list of them, or FIRST..LAST: {text!r}") from None
 
 
 def read_table(lake: str, table: str, dates: list[str]) -> dict[str, list]:
@@ -212,19 +198,29 @@ def write_report(lake: str, dates: list[str], out: str | None = None) -> str:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    """The command's arguments, ``dates`` as the days; usage and exit status 2 when they are wrong."""
     parser = argparse.ArgumentParser(
         prog="voicelake report",
         description="Write one static HTML page with the runs' numbers and figures of the lake's "
                     "calls, channels, failures and gaps for the given days.",
         epilog="example: voicelake report --lake demo-work/lake --dates 2024-05-14")
     parser.add_argument("--lake", required=True, help="root of the lake (s3://bucket/prefix or a local path)")
-    parser.add_argument("--dates", required=True, type=parse_dates,
+    parser.add_argument("--dates", required=True,
                         help="YYYY-MM-DD, a comma-separated list, or FIRST..LAST")
     parser.add_argument("--out", default=None,
                         help="where to write the page (default: <lake>/_runs/<dates>/report.html "
                              "for a local lake, ./voicelake-report-<dates>.html for an S3 lake)")
     args = parser.parse_args(argv)
+    try:
+        args.dates = parse_dates(args.dates, "--dates")
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     try:
         import matplotlib  # noqa: F401
     except ImportError:

@@ -3,18 +3,16 @@
 What an operator sees: a progress line every ``--progress_interval`` seconds (voicelake.progress),
 warnings when an input prefix holds nothing or the run reads no records, errors in one or two lines
 that name the option, bucket or prefix, and the summary.  Everything else (Beam's and the workers'
-output, tracebacks) goes to the log file, whose path every error prints.  Beam is imported only to
-run: ``--help`` prints without it.
+output, tracebacks) goes to the log file, whose path every error prints (pipeline.console).  What
+cannot work is refused before Beam starts (pipeline.preflight).  Beam is imported only to run:
+``--help`` prints without it.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
 import json
 import logging
 import os
-import re
 import resource
 import shutil
 import sys
@@ -22,10 +20,14 @@ import tempfile
 import textwrap
 import time
 
-from pipeline.options import REQUIRED, VoicelakeArguments, run_dates
+from pipeline.console import (
+    EXIT_FAILED, EXIT_NO_RECORDS, EXIT_USAGE, configure_logging, default_log_file, one_line, option_value,
+    stderr_to,
+)
+from pipeline.options import DEFAULT_RUNNER, PREFIX_OPTIONS, REQUIRED, VoicelakeArguments, run_dates
+from pipeline.preflight import NoRecords, check_engine_versions, check_inputs
 from voicelake import layout
 
-DEFAULT_RUNNER = "FnApiRunner"  # DirectRunner would first try Prism, which ignores our worker mode
 RUNNER_FLAGS = ("--runner", "--direct_running_mode", "--direct_num_workers")
 
 
@@ -58,13 +60,9 @@ def describe_execution(run_: dict) -> str:
     if run_.get("running_mode"):
         return f"{run_['runner']}, in this process ({run_['running_mode']})"
     return run_["runner"]
-PREFIX_OPTIONS = (("ctr_prefix", "ctr"), ("sdr_prefix", "sdr"), ("events_prefix", "event"))
-EXIT_USAGE, EXIT_FAILED, EXIT_NO_RECORDS = 2, 1, 3
+
+
 log = logging.getLogger("voicelake.run")
-
-
-class NoRecords(Exception):
-    """--require_records, and there is nothing to read."""
 
 
 def help_text() -> str:
@@ -142,101 +140,6 @@ def written_partitions(output: str, dates: list[str]) -> dict[str, list[tuple[st
                       for p in storage.list_paths(layout.table_files(output, table, date))]
             found.setdefault(table, []).extend((p.date, p.partition) for p in places if p)
     return {table: sorted(set(pairs)) for table, pairs in found.items()}
-
-
-def check_engine_versions(argv: list[str]) -> None:
-    """A job-server jar of a Beam release nobody measured with this SDK fails late and obscurely:
-    refuse it in one line, before anything else is checked or started (no Beam import needed)."""
-    from runners.engines import check_job_server_jar
-
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for name in ("flink_job_server_jar", "spark_job_server_jar"):
-        parser.add_argument(f"--{name}")
-    given = vars(parser.parse_known_args(argv)[0])
-    for name in ("flink_job_server_jar", "spark_job_server_jar"):
-        if given.get(name):
-            problem = check_job_server_jar(given[name])
-            if problem:
-                raise ValueError(problem)
-
-
-# ---- inputs, before Beam starts -------------------------------------------------------------------
-
-def _s3_problem(exc: Exception, option: str, location: str, bucket: str) -> str | None:
-    """One line for the S3 errors an operator can fix, naming the option and the bucket."""
-    import botocore.exceptions as be
-
-    if isinstance(exc, be.NoCredentialsError):
-        return (f"no AWS credentials to read {option}={location}: set AWS_PROFILE, or "
-                f"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role")
-    if isinstance(exc, be.EndpointConnectionError):
-        return f"cannot reach S3 to read {option}={location}: {exc}"
-    if isinstance(exc, be.ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("NoSuchBucket", "404"):
-            return f"{option}={location}: bucket {bucket!r} does not exist"
-        if code in ("AccessDenied", "403", "AllAccessDisabled"):
-            return (f"{option}={location}: access denied to bucket {bucket!r} (the credentials in "
-                    f"use may not list or write it)")
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
-            return f"the AWS credentials in use were refused ({code}) reading {option}={location}"
-        return f"{option}={location}: S3 answered {code or 'an error'}: {exc}"
-    return None
-
-
-def input_is_empty(option: str, location: str) -> bool:
-    """True when a record prefix holds no objects at all; ValueError naming the problem if it cannot
-    be read (missing bucket, credentials)."""
-    from voicelake import storage
-
-    if not storage.is_s3(location):
-        return not (os.path.isdir(location) and any(files for _, _, files in os.walk(location)))
-    bucket, prefix = storage.split_s3(location)
-    try:
-        listing = storage.s3().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
-    except Exception as exc:
-        problem = _s3_problem(exc, option, location, bucket)
-        if problem:
-            raise ValueError(problem) from exc
-        raise
-    return listing.get("KeyCount", 0) == 0
-
-
-def check_output(location: str) -> None:
-    from voicelake import storage
-
-    if not storage.is_s3(location):
-        return
-    bucket, _ = storage.split_s3(location)
-    try:
-        storage.s3().head_bucket(Bucket=bucket)
-    except Exception as exc:
-        problem = _s3_problem(exc, "--output", location, bucket)
-        if problem:
-            raise ValueError(problem) from exc
-        raise
-
-
-def check_inputs(opts) -> list[str]:
-    """Refuse what cannot work in one line, before Beam starts; return warnings for empty prefixes."""
-    from voicelake import storage
-
-    given = [(f"--{name}", getattr(opts, name)) for name, _ in PREFIX_OPTIONS if getattr(opts, name)]
-    if not opts.output:
-        raise ValueError("--output is required: the lake's root, s3://bucket/prefix or a local path")
-    if not given:
-        raise ValueError("give at least one of --ctr_prefix, --sdr_prefix, --events_prefix")
-    for option, location in [*given, ("--output", opts.output)]:
-        try:
-            storage.is_s3(location)
-        except ValueError as exc:
-            raise ValueError(f"{option}={location}: {exc}") from None
-    check_output(opts.output)
-    warnings = [f"{option}={location} holds no objects" for option, location in given
-                if input_is_empty(option, location)]
-    if warnings and opts.require_records:
-        raise NoRecords("; ".join(warnings) + " (--require_records)")
-    return warnings
 
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -372,69 +275,11 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
 
 # ---- the command ------------------------------------------------------------------------------
 
-def default_log_file() -> str:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return os.path.join(tempfile.gettempdir(), f"voicelake-run-{stamp}-{os.getpid()}.log")
-
-
-def _option_value(argv: list[str], name: str) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg.startswith(f"{name}="):
-            return arg.split("=", 1)[1]
-        if arg == name and i + 1 < len(argv):
-            return argv[i + 1]
-    return None
-
-
-@contextlib.contextmanager
-def stderr_to(path: str):
-    """This process's and its worker processes' stderr (fd 2) into a file: Beam and its workers
-    write there directly, not only through logging.  Yields a stream on the terminal's stderr."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    terminal = os.fdopen(os.dup(saved), "w", buffering=1)
-    with open(path, "ab") as log_:
-        os.dup2(log_.fileno(), 2)
-        try:
-            yield terminal
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            terminal.close()
-
-
-def configure_logging(log_file: str, terminal) -> None:
-    """Everything to the log file; voicelake's own lines (progress, warnings) to the terminal."""
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    to_file = logging.FileHandler(log_file)
-    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    to_terminal = logging.StreamHandler(terminal)
-    # tracebacks (exc_info) stay in the file: the terminal gets the one-line message after them
-    to_terminal.addFilter(lambda record: record.name.startswith("voicelake") and not record.exc_info)
-    to_terminal.setFormatter(logging.Formatter("%(message)s"))
-    root.handlers[:] = [to_file, to_terminal]
-
-
-def one_line(exc: BaseException) -> str:
-    """The innermost error of a failed run in one line: Beam wraps a worker's exception in a
-    RuntimeError whose text holds the whole remote traceback, the last line of which names it."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[-1] if lines else ""
-    named = text if ":" in text.split(" ", 1)[0] else f"{type(exc).__name__}: {text}"
-    # worker processes wrap it once more: "RuntimeError: NotADirectoryError: ..."
-    named = re.sub(r"^(?:RuntimeError: )+(?=[A-Za-z_.]*(?:Error|Exception|Exit): )", "", named)
-    return named if len(named) <= 300 else named[:297] + "..."
-
-
 def main(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         print(help_text())
         return 0
-    log_file = os.path.abspath(_option_value(argv, "--log_file") or default_log_file())
+    log_file = os.path.abspath(option_value(argv, "--log_file") or default_log_file())
     os.makedirs(os.path.dirname(log_file), exist_ok=True)
     with stderr_to(log_file) as terminal:
         configure_logging(log_file, terminal)

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from runners import engines
+from runners.processes import free_port, group_alive, is_running
 
 POOL_PORT = 50000  # the worker pool's port, as Beam's docs and SDK container use it
 # What Flink's own config.yaml passes to every Flink JVM on Java 17 (env.java.opts.all): Flink and Kryo
@@ -100,12 +101,6 @@ def default_state(engine: str) -> Path:
     return engines.cache_dir() / "clusters" / engine
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     try:
         socket.create_connection((host, port), timeout=1).close()
@@ -128,15 +123,7 @@ class Process:
     host: str = "127.0.0.1"
 
     def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except OSError:
-            return False
-        # a zombie (killed, not yet reaped by the process that started it) is not serving
-        try:
-            return Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except OSError:
-            return False
+        return is_running(self.pid)  # a zombie (killed, not yet reaped) is not serving
 
 
 @dataclass
@@ -232,17 +219,6 @@ def stop_group(pid: int, grace_s: float = 15) -> None:
             if not group_alive(pgid):
                 return
             time.sleep(0.2)
-
-
-def group_alive(pgid: int) -> bool:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
 
 
 def pick_ports(engine: str, free: bool) -> dict[str, int]:

@@ -44,7 +44,8 @@ from pipeline.run import run
 from runners import clusters, engines
 from runners.launch import ENGINES
 from runners.local.fingerprint import lake_fingerprint
-from runners.local.processes import free_port, job_service_command, serving
+from runners.local.processes import job_service_command, serving
+from runners.processes import free_port
 from tests.conftest import ROOT
 from tests.test_pipeline_e2e import pipeline_args, without_run
 

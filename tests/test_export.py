@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.export import parse_dates, run as export
+from pipeline.export import run as export
 from pipeline.run import run as run_lake
 from tests.test_pipeline_e2e import HIVE, file_digests, pipeline_args
 from voicelake.export.lake import LakeCall, wav_uri
@@ -325,11 +325,6 @@ def test_wavs_are_found_under_the_lake_given_wherever_the_lake_was_written():
         "s3://b/lake/audio/date=2024-05-14/voice_connector_id=vc1/c1.wav"
     assert wav_uri("/lake", call(None), source=True) == \
         "/lake/audio/date=2024-05-14/voice_connector_id=vc1/c1.8k.wav"
-
-
-def test_dates_take_lists_and_ranges():
-    assert parse_dates("2024-05-30..2024-06-01,2024-05-14") == \
-        ["2024-05-14", "2024-05-30", "2024-05-31", "2024-06-01"]
 
 
 def test_lhotse_call_units_are_multi_channel_cuts(lake, tmp_path, monkeypatch):

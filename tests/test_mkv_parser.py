@@ -20,7 +20,7 @@ import ebmlite
 import pytest
 
 from voicelake.media.mkv_parser import (
-    MAX_BUFFERED_SIZE, ErrorChunk, Fragment, ParseError, iter_fragments, parse_bytes,
+    MAX_BUFFERED_SIZE, ErrorChunk, Fragment, ParseError, is_audio, iter_fragments, parse_bytes,
 )
 from runners.local import mkv_writer as w
 
@@ -528,6 +528,30 @@ def test_tracks_are_read_in_every_chunk():
     other, _ = connect_body(1, to_customer_first=False, first=1)
     one, two = parse_bytes(body + other)
     assert one.tracks[w.CONNECT_FROM].track_number == 2 and two.tracks[w.CONNECT_FROM].track_number == 1
+
+
+@pytest.mark.parametrize("track_type, codec, audio", [
+    (2, "A_AAC", True),  # Connect: PCM under an AAC codec id
+    (2, "A_PCM/INT/LIT", True),
+    (1, "V_MPEG4/ISO/AVC", False),
+    (0x11, "S_TEXT/UTF8", False),
+    (0x12, "B_VOBBTN", False),
+    (2, "V_MPEG4/ISO/AVC", False),  # the two disagree: not audio
+    (1, "A_AAC", False),
+])
+def test_a_track_is_audio_when_neither_its_type_nor_its_codec_says_otherwise(track_type, codec, audio):
+    entry = w.Track(1, 1, "T", codec, track_type)
+    (fragment,) = parse_bytes(chunk(w.tracks([entry]), aws(), cluster(0, w.simple_block(1, 0, b"\x01\x00"))))
+    assert fragment.tracks["T"].track_type == track_type
+    assert is_audio(fragment.tracks["T"]) is audio
+
+
+def test_a_track_that_declares_nothing_is_audio_and_the_real_video_sample_is_not():
+    (fragment,) = parse_bytes(chunk(one_track(), aws(), cluster(0, w.simple_block(9, 0, b"\x01\x00"))))
+    assert (fragment.tracks["track_9"].track_type, fragment.tracks["track_9"].codec_id) == (None, None)
+    assert is_audio(fragment.tracks["track_9"]) and is_audio(fragment.tracks["AUDIO"])
+    video = parse_bytes(sample_bytes("output_get_media.mkv"))[0].tracks["track_1"]
+    assert (video.track_type, video.codec_id) == (1, "V_MPEG4/ISO/AVC") and not is_audio(video)
 
 
 def audio_entry(number: int, rate: float, channels: int) -> bytes:

@@ -68,7 +68,8 @@ def refused(done: subprocess.CompletedProcess) -> str:
 def test_a_date_in_another_format_names_the_option_and_the_format(tmp_path):
     done = voicelake("run", "--date=14/05/2024", f"--output={tmp_path}", f"--ctr_prefix={tmp_path}")
     assert refused(done) == \
-        "voicelake run: --date=14/05/2024 is not a date: expected YYYY-MM-DD, e.g. --date=2024-05-14"
+        "voicelake run: --date=14/05/2024 is not a date: expected YYYY-MM-DD, a comma-separated list " \
+        "of them, or FIRST..LAST ranges, e.g. --date=2024-05-01..2024-05-03,2024-05-07"
     done = voicelake("run", "--start_date=2024-05-14", "--end_date=2024-05-1", f"--output={tmp_path}",
                      f"--ctr_prefix={tmp_path}")
     assert refused(done) == \

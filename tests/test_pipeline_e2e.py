@@ -20,7 +20,8 @@ import pytest
 from pipeline.run import run
 from runners.local.fingerprint import lake_fingerprint
 from runners.local.kvs_emulator import Faults, start_emulator
-from runners.local.processes import free_port, job_service_command, serving
+from runners.local.processes import job_service_command, serving
+from runners.processes import free_port
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, WorldConfig
 from schemas import tables
 from tests.conftest import make_world

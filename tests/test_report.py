@@ -5,7 +5,6 @@ dumps after the load event says how many figures decoded, and carries the run's 
 """
 from __future__ import annotations
 
-import argparse
 import re
 import struct
 import subprocess
@@ -79,15 +78,6 @@ def test_a_day_without_data_still_has_every_figure_saying_so(tmp_path):
     html = report.render(str(tmp_path), ["2024-05-15"])
     assert html.count("<figure><img") == FIGURES
     assert '<p id="run-numbers">no run summary for these dates</p>' in html
-
-
-def test_dates_are_a_day_a_list_or_a_range():
-    assert report.parse_dates("2024-05-14") == ["2024-05-14"]
-    assert report.parse_dates("2024-05-16,2024-05-14") == ["2024-05-14", "2024-05-16"]
-    assert report.parse_dates("2024-02-28..2024-03-01") == ["2024-02-28", "2024-02-29", "2024-03-01"]
-    for bad in ("14/05/2024", "2024-05-16..2024-05-14", ""):
-        with pytest.raises(argparse.ArgumentTypeError, match="expected YYYY-MM-DD, a comma-separated"):
-            report.parse_dates(bad)
 
 
 def test_the_run_numbers_count_throttling_from_failures_and_retry_counters():

@@ -28,6 +28,7 @@ from voicelake.audio import coalesce_blocks
 from voicelake.analysis.call_audio import grid
 from voicelake.media.channel_file import ChannelWriter
 from voicelake.media.kvs_client import KvsError
+from voicelake.media.mkv_parser import is_audio
 from voicelake.model import CallSpec, FragmentRange, StreamAudio
 from transforms.common import KvsDoFn, call_key
 
@@ -41,11 +42,6 @@ def belongs_to_call(fragment, call: CallSpec, *, discovered: bool) -> bool:
     if discovered or fragment.producer_ms is None:
         return False
     return call.start_ms <= fragment.producer_ms <= call.end_ms
-
-
-def is_audio(track) -> bool:
-    """Video tracks (V_...) are never audio; every other codec id on KVS carries PCM (kvs.md §6.4)."""
-    return not (track.codec_id or "").startswith("V_")
 
 
 class _StreamTracks:

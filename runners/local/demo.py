@@ -121,7 +121,8 @@ def main(argv: list[str]) -> int:
         show_world(client, config.bucket, truth)
         if args.seed_only:
             return 0
-        from pipeline.run import print_summary, run, stderr_to
+        from pipeline.console import stderr_to
+        from pipeline.run import print_summary, run
 
         bucket = f"s3://{config.bucket}/"
         print(f"\nrunning the pipeline on {args.engine} (worker logs: {work / 'pipeline.log'}) ...", flush=True)

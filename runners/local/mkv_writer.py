@@ -114,6 +114,7 @@ class Track:
     uid: int
     name: str
     codec_id: str
+    track_type: int = 2  # Matroska TrackType: 2 audio (every KVS track), 1 video, 0x11 subtitles
 
 
 def info(title: str, segment_seed: str) -> bytes:
@@ -132,7 +133,7 @@ def tracks(entries: Iterable[Track]) -> bytes:
     for t in entries:
         body += element(
             TRACK_ENTRY,
-            uint(0xD7, t.number) + uint(0x73C5, t.uid, 8) + uint(0x83, 2)
+            uint(0xD7, t.number) + uint(0x73C5, t.uid, 8) + uint(0x83, t.track_type)
             + string(0x536E, t.name) + string(0x86, t.codec_id) + element(0x63A2, b"\x15\x88", 1),
             4,
         )

@@ -10,12 +10,6 @@ import time
 from pathlib import Path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def job_service_command(port: int) -> list[str]:
     """Beam's Python local job service: the PortableRunner's endpoint without any engine."""
     return [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", f"--port={port}"]

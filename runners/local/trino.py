@@ -15,7 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from runners.local.processes import free_port, serving
+from runners.local.processes import serving
+from runners.processes import free_port
 
 CATALOG = "awsdatacatalog"
 

@@ -156,11 +156,6 @@ def unit_samples(samples: np.ndarray, unit: Unit, rate: int) -> np.ndarray:
     return span if unit.channel is None else span[:, unit.channel]
 
 
-def to_float(pcm: np.ndarray) -> np.ndarray:
-    """int16 -> float32 in [-1, 1): the same values soundfile and librosa.load read from the WAV."""
-    return pcm.astype(np.float32) / np.float32(32768)
-
-
 class _Stats:
     def __init__(self):
         self.units = defaultdict(lambda: defaultdict(lambda: [0, 0]))
@@ -208,7 +203,8 @@ def write_shard(plans: list[CallPlan], split: str, shard: int, count: int,
                                         f"starts after the {len(samples)} samples of the WAV", unit.id))
                 continue
             meta = manifests.unit_metadata(plan.call, unit, settings.units.kind, split, rate)
-            arrays = ml_features.compute(to_float(pcm), rate, feats) if feats.names else {}
+            # to_float gives the same values soundfile and librosa.load read from the WAV
+            arrays = ml_features.compute(audio.to_float(pcm), rate, feats) if feats.names else {}
             stats.add(split, meta["role"] if unit.channel is not None else "call", unit.duration_ms)
             if fmt == "hf":
                 hf_rows.append({**meta, "audio": {"bytes": audio.wav_bytes(pcm, rate),

@@ -25,8 +25,9 @@ truncated).  A chunk carrying ``AWS_KINESISVIDEO_ERROR_CODE``/``_ERROR_ID`` (or 
 
 Tracks (kvs.md §2, §6.4): the Tracks element of each chunk maps track numbers to names (Connect
 swaps the numbers between streams).  A track without a Name is called ``track_<number>``; the name
-is otherwise kept verbatim (the legacy Connect name ``Track_audio/L16`` included).  CodecID is
-reported but not interpreted (Connect says ``A_AAC`` for PCM).  Sample rate and channels come from
+is otherwise kept verbatim (the legacy Connect name ``Track_audio/L16`` included).  TrackType and
+CodecID are reported; :func:`is_audio` reads them only to tell audio from video, subtitles or
+buttons, never for the codec (Connect says ``A_AAC`` for PCM).  Sample rate and channels come from
 the ``MimeType`` tag (``audio/L16;rate=8000;channels=1;``), else the track's Audio element, else
 8000 Hz mono.
 
@@ -63,7 +64,7 @@ from typing import BinaryIO, Iterator
 import ebmlite
 
 __all__ = [
-    "ErrorChunk", "Fragment", "ParseError", "TrackAudio", "iter_fragments", "parse_bytes",
+    "ErrorChunk", "Fragment", "ParseError", "TrackAudio", "is_audio", "iter_fragments", "parse_bytes",
     "DEFAULT_SAMPLE_RATE", "DEFAULT_CHANNELS", "MAX_BUFFERED_SIZE", "MAX_ELEMENT_SIZE",
 ]
 
@@ -82,6 +83,7 @@ TRACKS = _eid("Tracks")
 TRACK_ENTRY = _eid("TrackEntry")
 TRACK_NUMBER = _eid("TrackNumber")
 TRACK_NAME = _eid("Name")
+TRACK_TYPE = _eid("TrackType")
 CODEC_ID = _eid("CodecID")
 AUDIO = _eid("Audio")
 SAMPLING_FREQUENCY = _eid("SamplingFrequency")
@@ -109,6 +111,7 @@ MAX_BUFFERED_SIZE = 16 << 20  # a block, Tags, Tracks or Info larger than this i
 MAX_ELEMENT_SIZE = 1 << 32  # KVS fragments are at most 50 MB; anything near 2**56 is corruption
 DEFAULT_SAMPLE_RATE = 8000
 DEFAULT_CHANNELS = 1
+TRACK_TYPE_AUDIO = 2  # Matroska TrackType: 1 video, 2 audio, 0x11 subtitles, 0x12 buttons, ...
 
 _AWS_PREFIX = "AWS_KINESISVIDEO_"
 _FRAGMENT_NUMBER = "AWS_KINESISVIDEO_FRAGMENT_NUMBER"
@@ -155,6 +158,7 @@ class TrackAudio:
     sample_rate: int
     channels: int
     blocks: list[tuple[int, bytes]]
+    track_type: int | None = None  # Matroska TrackType, None when the TrackEntry has none
 
     def pcm(self) -> bytes:
         return b"".join(payload for _, payload in self.blocks)
@@ -171,6 +175,16 @@ class TrackAudio:
     @property
     def duration_ms(self) -> float:
         return self.samples * 1000 / self.sample_rate
+
+
+def is_audio(track: TrackAudio) -> bool:
+    """Whether a track carries audio: nothing it declares says otherwise.  Its TrackType, when
+    present, is audio (2), and its CodecID, when present, names an audio codec (``A_...``); which
+    one is never believed, since Connect's ``A_AAC`` is PCM (kvs.md §2).  A track that declares
+    neither (blocks with no TrackEntry) is audio: KVS audio producers send PCM, and AWS's own
+    consumers take every block (kvs.md §3)."""
+    return (track.track_type in (None, TRACK_TYPE_AUDIO)
+            and (not track.codec_id or track.codec_id.startswith("A_")))
 
 
 @dataclass(frozen=True)
@@ -330,11 +344,12 @@ def _mime_audio(mime: str | None) -> tuple[int | None, int | None]:
 
 
 class _TrackEntry:
-    __slots__ = ("number", "name", "codec_id", "rate", "channels")
+    __slots__ = ("number", "name", "track_type", "codec_id", "rate", "channels")
 
     def __init__(self, number: int):
         self.number = number
         self.name: str | None = None
+        self.track_type: int | None = None
         self.codec_id: str | None = None
         self.rate: int | None = None
         self.channels: int | None = None
@@ -388,7 +403,7 @@ class _FragmentBuilder:
                 name=name, track_number=number, codec_id=entry.codec_id,
                 sample_rate=mime_rate or entry.rate or DEFAULT_SAMPLE_RATE,
                 channels=mime_channels or entry.channels or DEFAULT_CHANNELS,
-                blocks=blocks,
+                blocks=blocks, track_type=entry.track_type,
             )
         return tracks
 
@@ -525,6 +540,8 @@ def _track_entry(buf: bytes, start: int, end: int, base: int) -> _TrackEntry:
             entry.number = _uint(buf, a, b, base)
         elif eid == TRACK_NAME:
             entry.name = _text(buf, a, b)
+        elif eid == TRACK_TYPE:
+            entry.track_type = _uint(buf, a, b, base)
         elif eid == CODEC_ID:
             entry.codec_id = _text(buf, a, b)
         elif eid == AUDIO:
