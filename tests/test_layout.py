@@ -39,6 +39,9 @@ def test_runs_are_labelled_by_their_date_or_range():
     assert layout.summary_path("/l", ["2024-05-14"]) == "/l/_runs/2024-05-14/summary.json"
     assert layout.partitions_sql_path("/l", ["2024-05-14", "2024-05-15"]) == \
         "/l/_runs/2024-05-14_2024-05-15/partitions.sql"
+    gapped = layout.run_label(["2024-05-14", "2024-05-16"])
+    assert gapped.startswith("2024-05-14_2024-05-16-") and gapped != layout.run_label(
+        ["2024-05-14", "2024-05-15", "2024-05-16"]) == "2024-05-14_2024-05-16"
     assert layout.is_run_file("_runs/2024-05-14/report.html") and not layout.is_run_file("calls/x")
 
 

@@ -8,11 +8,13 @@ spelled here and nowhere else.  No Beam, no I/O.
     <root>/_runs/<label>/summary.json, partitions.sql, progress/, report.html   what a run says
     <root>/_work/date=D/...                                          a run's scratch, removed when it ends
 
-``label`` is the run's date, or ``first_last`` for a range.  IDs that come from records become
+``label`` is the run's date, or ``first_last`` for a range (``run_label``).  IDs that come from records become
 path parts only through ``safe_part``.
 """
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import re
 from typing import NamedTuple
 
@@ -104,7 +106,15 @@ def partition_of(root: str, path: str) -> Partition | None:
 # ---- what a run says ---------------------------------------------------------------------------
 
 def run_label(dates: list[str]) -> str:
-    return dates[0] if len(dates) == 1 else f"{dates[0]}_{dates[-1]}"
+    """The run's folder name: its day, ``first_last`` for a range of days, and for a list with gaps
+    that name plus a digest of the days, so it never shares the folder of the whole range."""
+    if len(dates) == 1:
+        return dates[0]
+    label = f"{dates[0]}_{dates[-1]}"
+    first, last = (dt.date.fromisoformat(d) for d in (dates[0], dates[-1]))
+    if len(dates) == (last - first).days + 1:
+        return label
+    return f"{label}-{hashlib.sha256(','.join(dates).encode()).hexdigest()[:8]}"
 
 
 def run_dir(root: str, dates: list[str]) -> str:
