@@ -8,7 +8,7 @@ call of the day landed exactly once with its exact 8 kHz PCM, and that the next 
 Beam's in-process runner, so the two can be set side by side.  A developer's run, not CI's: the
 default night needs about 25 GB of disk (media, WAVs, scratch) and a quarter of an hour.
 
-    python benchmarks/big_night.py [--connect-calls 300 --chime-calls 300 --call-seconds 300]
+    python -m benchmarks.big_night [--connect-calls 300 --chime-calls 300 --call-seconds 300]
                                    [--runner-args "--direct_running_mode=in_memory"]
 """
 from __future__ import annotations
@@ -22,16 +22,15 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.measure import PeakRss, run_watched, seeded_world_arguments
+from runners.local.chaos import channel_digests, read_table
+from runners.local.kvs_emulator import start_emulator
+from runners.local.kvs_store import KvsStore
+from runners.local.s3 import environment, local_s3
+from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, seed_world
+from voicelake import layout
 
-from measure import PeakRss, run_watched, seeded_world_arguments  # noqa: E402
-from voicelake import layout  # noqa: E402
-from runners.local.chaos import channel_digests, read_table  # noqa: E402
-from runners.local.kvs_emulator import start_emulator  # noqa: E402
-from runners.local.kvs_store import KvsStore  # noqa: E402
-from runners.local.s3 import environment, local_s3  # noqa: E402
-from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, seed_world  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def folder_bytes(path: Path) -> int:

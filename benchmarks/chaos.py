@@ -5,22 +5,20 @@ fragment) and the earliest calls past retention; the pipeline runs twice into on
 What must hold: every call in retention in `calls` with the seeded PCM, every expired call in
 `failures` as outside_retention, no duplicates, the two runs byte-identical.
 
-    python benchmarks/chaos.py [--connect-calls 18 --chime-calls 18 --call-seconds 60 --expired 4]
+    python -m benchmarks.chaos [--connect-calls 18 --chime-calls 18 --call-seconds 60 --expired 4]
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from pipeline.run import run
+from runners.local.chaos import hostile_night
+from runners.local.s3 import environment, local_s3
 
-from pipeline.run import run  # noqa: E402
-from runners.local.chaos import hostile_night  # noqa: E402
-from runners.local.s3 import environment, local_s3  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ is printed).
 The emulator paces like KVS (5 requests per second per stream and API). Timings are printed, never
 asserted.
 
-    python benchmarks/engines.py [--engines fnapi,prism,…] [--connect-calls 32 --connect-streams 16]
+    python -m benchmarks.engines [--engines fnapi,prism,…] [--connect-calls 32 --connect-streams 16]
         [--chime-calls 16 --chime-streams 16] [--call-seconds 900] [--keep]
 """
 from __future__ import annotations
@@ -26,17 +26,16 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.measure import run_watched, seeded_world_arguments
+from runners import clusters, engines, processes
+from runners.launch import engine_options
+from runners.local.fingerprint import lake_fingerprint
+from runners.local.kvs_emulator import start_emulator
+from runners.local.kvs_store import KvsStore
+from runners.local.s3 import environment, local_s3
+from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, seed_world
 
-from measure import run_watched, seeded_world_arguments  # noqa: E402
-from runners import clusters, engines, processes  # noqa: E402
-from runners.launch import engine_options  # noqa: E402
-from runners.local.fingerprint import lake_fingerprint  # noqa: E402
-from runners.local.kvs_emulator import start_emulator  # noqa: E402
-from runners.local.kvs_store import KvsStore  # noqa: E402
-from runners.local.s3 import environment, local_s3  # noqa: E402
-from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, seed_world  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # (label, engine, cluster settings)
 RUNS = [

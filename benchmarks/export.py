@@ -10,7 +10,7 @@ plain numpy reference (frames, rfft, the same mel matrix, log, DCT) and soxr res
 same audio (the pipeline's own yardstick, shared/domain/dsp.md), so a user sees what a feature
 costs against a known operation.  Prints one table of ratios; asserts nothing about time.
 
-    python benchmarks/export.py [--connect-calls 8] [--chime-calls 4] [--call-seconds 300]
+    python -m benchmarks.export [--connect-calls 8] [--chime-calls 4] [--call-seconds 300]
 """
 from __future__ import annotations
 
@@ -21,17 +21,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
+import soundfile as sf
+import soxr
+
+from benchmarks.measure import measured, seeded_world_arguments
+from voicelake.export import ml_features
+from voicelake.export.ml_features import FeatureOptions
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-import soundfile as sf  # noqa: E402
-import soxr  # noqa: E402
-
-from measure import measured, seeded_world_arguments  # noqa: E402
-from voicelake.export import ml_features  # noqa: E402
-from voicelake.export.ml_features import FeatureOptions  # noqa: E402
 
 RUNNER = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 

@@ -1,5 +1,6 @@
-"""What the benchmarks share: the seeded world they run on, and measuring a command as a whole process tree: CPU seconds (descendants included), wall time and
-the peak RSS of its largest process, for the benchmarks' tables."""
+"""What the benchmarks share: the seeded world they run on, and measuring a command as a whole
+process tree: CPU seconds (descendants included), wall time and the peak RSS of its largest
+process, for the benchmarks' tables."""
 from __future__ import annotations
 
 import argparse

@@ -5,7 +5,7 @@ baseline skips record parsing entirely): GetMediaForFragmentList, the whole body
 an ebmlite whole-document parse, the blocks of each track by name concatenated, librosa resampling
 to 16 kHz, RMS with librosa, and soundfile writing the WAV.  Usage:
 
-    python benchmarks/naive_per_call.py TRUTH_JSON KVS_URL OUT_DIR
+    python -m benchmarks.naive_per_call TRUTH_JSON KVS_URL OUT_DIR
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Benchmark voicelake.media.mkv_parser against ``mkvextract --raw``, a plain EBML walk and ebmlite.
 
-    python benchmarks/parse.py [--minutes 60] [--kind connect|chime] [--body FILE] [--rounds 3] [--keep DIR]
+    python -m benchmarks.parse [--minutes 60] [--kind connect|chime] [--body FILE] [--rounds 3] [--keep DIR]
 
 Builds a GetMediaForFragmentList body with runners/local/mkv_writer.py (Connect: two tracks of
 8 kHz s16le noise in 64 ms blocks, 1.024 s fragments; Chime: one track in 20 ms blocks, 1 s
@@ -25,10 +25,8 @@ from pathlib import Path
 import ebmlite
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from voicelake.media.mkv_parser import iter_fragments  # noqa: E402
-from runners.local import mkv_writer as w  # noqa: E402
+from runners.local import mkv_writer as w
+from voicelake.media.mkv_parser import iter_fragments
 
 FRAGMENT_MS = 1024
 FRAGMENT_PCM_BYTES = FRAGMENT_MS * 16  # per track: 8000 samples/s x 2 bytes
@@ -167,7 +165,7 @@ def main(argv: list[str]) -> int:
     _, ebmlite_cpu = timed(walk_with_ebmlite, long_body)
     probes = {}
     for label, body in (("import only", "-"), ("10 min", short_body), ("the body", long_body)):
-        done, probe_cpu = run_child([sys.executable, __file__, "--child", str(body)])
+        done, probe_cpu = run_child([sys.executable, "-m", "benchmarks.parse", "--child", str(body)])
         probes[label] = (probe_cpu, int(done.stdout) / 1024)
 
     reference = median["mkvextract"]

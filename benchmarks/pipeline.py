@@ -5,13 +5,13 @@ interleaved rounds, each command in its own child process so that its CPU time (
 and every process's peak RSS can be read from the OS:
   1. `voicelake run` on the FnApiRunner with 2 worker processes (the demo's settings), on the day
      and on a day without calls (start-up, imports, runner overhead);
-  2. `benchmarks/naive_per_call.py` (ebmlite whole-body parse + librosa + soundfile, one call at a
+  2. `benchmarks.naive_per_call` (ebmlite whole-body parse + librosa + soundfile, one call at a
      time, one process) on the same calls, and on no calls.
 It prints medians over the rounds; "marginal" counts only the CPU above the same command's run on
 the empty day.  Ratios are against the naive script measured in the same run.  Never a test:
 timings are printed, not asserted.
 
-    python benchmarks/pipeline.py [--calls 30 --minutes 4] [--long-call-minutes 240] [--rounds 3]
+    python -m benchmarks.pipeline [--calls 30 --minutes 4] [--long-call-minutes 240] [--rounds 3]
 
 ``--calls N --minutes M`` seeds N calls of M minutes (half Amazon Connect, half Chime);
 ``--long-call-minutes`` seeds one Connect call of that length instead.
@@ -26,14 +26,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.measure import measured
+from runners.local.kvs_emulator import start_emulator
+from runners.local.kvs_store import KvsStore
+from runners.local.s3 import environment, local_s3
+from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, WorldConfig, seed_world
 
-from measure import measured  # noqa: E402
-from runners.local.kvs_emulator import start_emulator  # noqa: E402
-from runners.local.kvs_store import KvsStore  # noqa: E402
-from runners.local.s3 import environment, local_s3  # noqa: E402
-from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, WorldConfig, seed_world  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args() -> argparse.Namespace:
@@ -84,7 +83,7 @@ def main() -> None:
                 f"--kvs_endpoint_url={kvs.url}", "--runner=FnApiRunner", f"--vad={vad}", *runner_args], env)
 
         def naive_run(truth_file: Path, out: str) -> dict:
-            return measured([sys.executable, str(ROOT / "benchmarks/naive_per_call.py"),
+            return measured([sys.executable, "-m", "benchmarks.naive_per_call",
                              str(truth_file), kvs.url, str(work / out)], env)
 
         (work / "empty.json").write_text(json.dumps({"calls": []}))

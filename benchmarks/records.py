@@ -1,6 +1,6 @@
 """Benchmark record splitting on junk against the same number of bytes of real CTRs.
 
-    python benchmarks/records.py [--max-mib 16] [--junk-mb 50] [--bomb-gib 1]
+    python -m benchmarks.records [--max-mib 16] [--junk-mb 50] [--bomb-gib 1]
 
 Part 1 splits random bytes of 1/4 MiB up to ``--max-mib``, doubling, and as a baseline measured in
 the same run the same number of bytes of real Connect CTRs (the shared sample object, repeated).
@@ -26,10 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from voicelake.records.firehose import split_json_objects
 
-from voicelake.records.firehose import split_json_objects  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CTR_SAMPLE = (ROOT.parent / "shared" / "samples" / "records" / "s3" / "example-connect-ctr-bucket" / "2024" / "05"
               / "14" / "15" / "voicelake-ctr-firehose-1-2024-05-14-15-11-02-65ede050-4b0b-4cf5-893e-5ba0b981ef46")
@@ -37,6 +36,7 @@ CTR_SAMPLE = (ROOT.parent / "shared" / "samples" / "records" / "s3" / "example-c
 CHILD = """
 import json, re, sys, time
 from voicelake.records import firehose
+
 path = sys.argv[1]
 started, cpu = time.perf_counter(), time.process_time()
 rows = [] if path == "-" else [
@@ -92,8 +92,8 @@ def main() -> None:
         junk, bomb = Path(folder) / "junk", Path(folder) / "bomb.gz"
         junk.write_bytes(random.Random(10).randbytes(args.junk_mb * 2**20))
         bomb.write_bytes(gzip_bomb(int(args.bomb_gib * 2**30)))
-        for label, path in ((f"{args.junk_mb} MiB of random bytes", junk),
-                            (f"gzip of {bomb.stat().st_size / 2**20:.1f} MiB inflating to {args.bomb_gib:g} GiB", bomb)):
+        bomb_label = f"gzip of {bomb.stat().st_size / 2**20:.1f} MiB inflating to {args.bomb_gib:g} GiB"
+        for label, path in ((f"{args.junk_mb} MiB of random bytes", junk), (bomb_label, bomb)):
             result = in_child(str(path))
             print(f"- {label}: wall {result['wall_s']:.2f} s, CPU {result['cpu_s']:.2f} s, "
                   f"peak RSS {result['peak_rss_mb']:.0f} MB, {len(result['rows'])} failure row(s):")

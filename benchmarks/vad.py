@@ -16,7 +16,7 @@ answer on the clean call; talk-time error per channel against the reference; ove
 talk counted inside the hold music; CPU-s per channel-hour of the whole analysis (features included).
 "no level rule": the default without dropping segments 15 dB below the channel's own speech level.
 
-    python benchmarks/vad.py [--quick]
+    python -m benchmarks.vad [--quick]
 """
 from __future__ import annotations
 
@@ -29,13 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from runners.local import sounds
+from runners.local.conversation import load_clips, placed_turns, read_wav_s16, synthesise
+from voicelake.analysis import features, vad
+from voicelake.analysis.features import ENERGY_V1, VadConfig
 
-from runners.local import sounds  # noqa: E402
-from runners.local.conversation import load_clips, placed_turns, read_wav_s16, synthesise  # noqa: E402
-from voicelake.analysis import features, vad  # noqa: E402
-from voicelake.analysis.features import ENERGY_V1, VadConfig  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RATE, FRAME = 8000, 160
 SHARED = ROOT.parent / "shared" / "samples" / "audio"
@@ -57,7 +56,7 @@ def reference_analysis(channels) -> features.CallAnalysis:
     detector.add(channels)
     window, _ = vad.geometry(RATE)
     signals = [replace(s, speech_prob=vad.frame_probabilities(p, s.frames.bounds, window))
-               for s, p in zip(signals, detector.finish())]
+               for s, p in zip(signals, detector.finish(), strict=True)]
     return features.analyse_signals(signals, RATE, ROLES, config=VadConfig())
 
 
@@ -96,7 +95,7 @@ def conditions(channels, truth, other_voice, rng):
     """(name, channels, truth, music span in frames or None) of every hard condition."""
     yield "clean", channels, truth, None
     for kind, snr in (("white", 20), ("white", 10), ("pink", 10), ("brown", 10)):
-        noisy = [sounds.add_noise(x, t, kind, snr, rng) for x, t in zip(channels, truth)]
+        noisy = [sounds.add_noise(x, t, kind, snr, rng) for x, t in zip(channels, truth, strict=True)]
         yield f"{kind} noise {snr} dB", noisy, truth, None
     at = quiet_point(truth)
     music = sounds.hold_music(30.0, rng)
@@ -134,11 +133,12 @@ def score(name, channels, truth, music, clean_masks, results):
         music_talk = masks[1][music[0]:music[1]].sum() * 0.02 if music else None  # agent side
         row = {
             "condition": name, "vad": label,
-            "f1": [sounds.frame_f1(m, t) for m, t in zip(masks, truth)],
-            "f1_own": [sounds.frame_f1(m, o[:len(m)]) for m, o in zip(masks, own)] if own and music is None else None,
-            "talk_err": [(c["talk_ms"] - r) / max(r, 1) for c, r in zip(result.channels, ref_talk)],
+            "f1": [sounds.frame_f1(m, t) for m, t in zip(masks, truth, strict=True)],
+            "f1_own": ([sounds.frame_f1(m, o[:len(m)]) for m, o in zip(masks, own, strict=True)]
+                       if own and music is None else None),
+            "talk_err": [(c["talk_ms"] - r) / max(r, 1) for c, r in zip(result.channels, ref_talk, strict=True)],
             "talk_err_own": [(c["talk_ms"] - r) / max(r, 1) for c, r in
-                             zip(result.channels, clean_masks[label, "talk"])] if music is None else None,
+                             zip(result.channels, clean_masks[label, "talk"], strict=True)] if music is None else None,
             "overlap_err_s": (result.call["overlap_ms"] - ref_overlap) / 1000,
             "music_talk_s": music_talk,
             "non_speech_s": (result.call["non_speech_ms"] or 0) / 1000 if config.neural else None,
@@ -199,7 +199,8 @@ def cost_steps(calls: dict, rounds: int):
              ("quantised int8 + the default", {}, True, quantised_model())]
     print("\nCost of each step, the model alone (CallVad), medians of", rounds, "rounds; F1 against "
           "the reference (one pass, no skipping), smoothed as the pipeline does")
-    print(f"  {'step':56} {'call':26} {'windows run':>11} {'CPU-s/channel-h':>15} {'per stereo h':>12} {'F1 cust/agent':>14}")
+    print(f"  {'step':56} {'call':26} {'windows run':>11} {'CPU-s/channel-h':>15} {'per stereo h':>12} "
+          f"{'F1 cust/agent':>14}")
     for step, kwargs, skip, model in steps:
         for name, (channels, _) in calls.items():
             n = len(channels[0])
@@ -216,10 +217,11 @@ def cost_steps(calls: dict, rounds: int):
             per_channel_hour = float(np.median(times)) / (len(channels) * n / RATE / 3600)
             window, _ = vad.geometry(RATE)
             with_probs = [replace(s, speech_prob=vad.frame_probabilities(p, s.frames.bounds, window))
-                          for s, p in zip(signals, probs)]
+                          for s, p in zip(signals, probs, strict=True)]
             result = features.analyse_signals(with_probs, RATE, ROLES, config=VadConfig())
             ref = reference_analysis(channels)
-            scores = [sounds.frame_f1(sounds.segment_frames(result.segments, c, n), sounds.segment_frames(ref.segments, c, n)) for c in range(2)]
+            scores = [sounds.frame_f1(sounds.segment_frames(result.segments, c, n),
+                                      sounds.segment_frames(ref.segments, c, n)) for c in range(2)]
             share = detector.windows_run / sum(len(p) for p in probs)
             print(f"  {step:56} {name:26} {share:10.0%} {per_channel_hour:15.2f} "
                   f"{2 * per_channel_hour:12.2f} {scores[0]:6.3f} / {scores[1]:.3f}")

@@ -18,8 +18,8 @@ from pipeline.dates import parse_dates
 from pipeline.options import DEFAULT_RUNNER
 from pipeline.preflight import check_engine_versions
 from transforms.export_units import FinishExport, PlanCalls, ReadLakeCalls, WriteShards
-from voicelake.export import manifests, units
 from voicelake import storage
+from voicelake.export import manifests, units
 from voicelake.export.ml_features import FeatureOptions
 from voicelake.export.shards import ExportSettings
 from voicelake.export.units import SplitOptions, UnitOptions

@@ -187,7 +187,7 @@ def _write_wav(path: Path, track: _Track, blocks: list, holes: list, fill_gaps: 
         # not one per block, with the memory of one batch.
         cuts = sorted({0, len(blocks), *silence_before, *range(0, len(blocks), WRITE_BATCH_BLOCKS)})
         frame = 2 * track.channels
-        for a, b in zip(cuts[:-1], cuts[1:]):
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             if a in silence_before:  # in pieces: a long allowed hole must not need its size in memory
                 silence, piece = frame * silence_before[a], _SILENCE_PIECE - _SILENCE_PIECE % frame
                 for start in range(0, silence, piece):

@@ -7,11 +7,11 @@ import apache_beam as beam
 
 from pipeline.options import VoicelakeOptions, run_dates, vad_config
 from transforms.analyse_calls import AnalyseCalls
+from transforms.failure_rows import FailureRows
 from transforms.fetch_media import FetchStreams
 from transforms.fragment_ranges import PlanFragmentRanges
 from transforms.lake_sink import WriteLake
 from transforms.read_records import ReadChimeCalls, ReadConnectCalls
-from transforms.failure_rows import FailureRows
 
 
 def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:

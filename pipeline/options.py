@@ -7,6 +7,7 @@ made from it on first use (``from pipeline.options import VoicelakeOptions`` wor
 from __future__ import annotations
 
 from pipeline.dates import DAYS, day, days_between, parse_dates
+from voicelake.records.firehose import DEFAULT_MAX_OBJECT_MB
 
 # The voicelake options an operator must give (help and errors name them).
 REQUIRED = ("--date (or --start_date/--end_date)", "--output",
@@ -16,7 +17,6 @@ PREFIX_OPTIONS = (("ctr_prefix", "ctr"), ("sdr_prefix", "sdr"), ("events_prefix"
 # the runner of run and export when none is given
 DEFAULT_RUNNER = "FnApiRunner"  # DirectRunner would first try Prism, which ignores our worker mode
 
-from voicelake.records.firehose import DEFAULT_MAX_OBJECT_MB
 
 
 class VoicelakeArguments:

@@ -81,6 +81,12 @@ def run_numbers(summary: dict) -> dict[str, str]:
     }
 
 
+def non_speech_share(channels: dict[str, list], n: int) -> list[float | None]:
+    """non_speech_ms / duration_ms per channel; None where unknown (lakes written before the column)."""
+    return [None if ns is None or not d else ns / d
+            for ns, d in zip(channels.get("non_speech_ms", [None] * n), channels["duration_ms"], strict=True)]
+
+
 def figures(lake: str, dates: list[str], runs: list[dict]) -> list[tuple[str, bytes]]:
     """(caption, PNG) for every figure of the page, always the same ones in the same order."""
     from voicelake import plots
@@ -106,9 +112,7 @@ def figures(lake: str, dates: list[str], runs: list[dict]) -> list[tuple[str, by
                        title="Talk share by role")),
         ("Silence and non-speech sound by role",
          plots.by_role(roles, [("silence_ratio", channels["silence_ratio"], "share of silent frames"),
-                               ("non-speech share", [None if n is None or not d else n / d for n, d in
-                                                     zip(channels.get("non_speech_ms", [None] * len(roles)),  # older lakes
-                                                         channels["duration_ms"])],
+                               ("non-speech share", non_speech_share(channels, len(roles)),
                                 "non_speech_ms / duration_ms (hold music, prompts, noise)")],
                        title="Silence and non-speech sound by role")),
         ("Overlap and interruptions",
@@ -120,7 +124,7 @@ def figures(lake: str, dates: list[str], runs: list[dict]) -> list[tuple[str, by
                                ("clipped_ratio", channels["clipped_ratio"], "share of clipped samples")],
                        title="SNR and clipping by role")),
         ("Failures by reason and stage",
-         plots.counted_bars([f"{s} / {r}" for s, r in zip(failures["stage"], failures["reason"])],
+         plots.counted_bars([f"{s} / {r}" for s, r in zip(failures["stage"], failures["reason"], strict=True)],
                             title="Failures by stage / reason", what="failures")),
         ("Partial calls and gaps",
          plots.partial_calls_and_gaps(calls["date"], calls["partial"], gaps["duration_ms"])),

@@ -21,7 +21,13 @@ import textwrap
 import time
 
 from pipeline.console import (
-    EXIT_FAILED, EXIT_NO_RECORDS, EXIT_USAGE, configure_logging, default_log_file, one_line, option_value,
+    EXIT_FAILED,
+    EXIT_NO_RECORDS,
+    EXIT_USAGE,
+    configure_logging,
+    default_log_file,
+    one_line,
+    option_value,
     stderr_to,
 )
 from pipeline.options import DEFAULT_RUNNER, PREFIX_OPTIONS, REQUIRED, VoicelakeArguments, run_dates
@@ -224,7 +230,8 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
     try:
         partitions_sql = athena.add_partitions(athena.location_uri(opts.output), "voicelake",
                                                written_partitions(opts.output, dates))
-        storage.write_bytes(layout.partitions_sql_path(opts.output, dates), ("\n\n".join(partitions_sql) + "\n").encode())
+        storage.write_bytes(layout.partitions_sql_path(opts.output, dates),
+                            ("\n\n".join(partitions_sql) + "\n").encode())
     except ValueError as exc:  # a lake path DDL cannot quote: the lake itself is fine
         warnings.append(f"{layout.partitions_sql_path(opts.output, dates)} not written: {exc}")
         log.warning("voicelake run %s: %s", label, warnings[-1])

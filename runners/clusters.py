@@ -241,7 +241,7 @@ def process_options(folder: Path) -> list[str]:
 def job_server_command(engine: engines.JavaEngine, folder: Path, master_flag: str, ports: dict[str, int],
                        java_opts: list[str] = ()) -> list[str]:
     return [java(), *java_opts, f"-Dvoicelake.cluster={folder}", "-jar", str(engine.jar()), master_flag,
-            f"--job-host=127.0.0.1", f"--job-port={ports['job']}", f"--artifact-port={ports['artifact']}",
+            "--job-host=127.0.0.1", f"--job-port={ports['job']}", f"--artifact-port={ports['artifact']}",
             f"--expansion-port={ports['expansion']}", f"--artifacts-dir={folder / 'artifacts'}"]
 
 

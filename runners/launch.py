@@ -8,9 +8,9 @@
 | `fnapi`         | FnApiRunner, 2 worker processes  | the FnApiRunner's own worker processes                  |
 | `prism`         | PrismRunner (Beam's Go runner)   | Prism's workers                                         |
 | `flink`         | FlinkRunner, `[local]`           | PROCESS workers started by the job server's embedded Flink |
-| `flink-cluster` | PortableRunner → job server → standalone JobManager + 2 TaskManagers | PROCESS, or one EXTERNAL pool per TaskManager |
+| `flink-cluster` | PortableRunner → job server → JobManager + 2 TaskManagers | PROCESS, or an EXTERNAL pool per TM |
 | `spark`         | SparkRunner, `local[2]`          | PROCESS workers started by the job server's embedded Spark |
-| `spark-cluster` | PortableRunner → job server → standalone master + worker | PROCESS workers in the executor JVM         |
+| `spark-cluster` | PortableRunner → job server → master + worker | PROCESS workers in the executor JVM |
 
 `flink` and `spark` are spelled as Beam users spell them, with the shaded job-server jar that
 ``runners/fetch_engines.sh`` makes (Beam's SDK starts and stops the jar itself); the clusters come from
@@ -19,8 +19,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from runners import clusters, engines
 

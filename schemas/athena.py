@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from voicelake import layout
 from schemas.tables import PARTITION_COLUMNS, TABLES, athena_type, description, lint_schema
+from voicelake import layout
 
 VARIANTS = ("projection", "msck", "both")
 DIALECTS = ("athena", "trino")

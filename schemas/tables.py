@@ -114,7 +114,8 @@ CALLS = table(
                                          "expired, error chunk); their time shows up as gaps."),
     col("partial", pa.bool_(), "True when part of the call window has no audio: missing "
                                "fragments, truncated media or gaps."),
-    col("bytes_fetched", pa.int64(), "Media bytes of the KVS fragments read for this call, each whole fragment once (bytes re-read by retries are not counted, so re-runs agree)."),
+    col("bytes_fetched", pa.int64(), "Media bytes of the KVS fragments read for this call, each whole fragment once "
+        "(bytes re-read by retries are not counted, so re-runs agree)."),
     col("vad_method", pa.string(), "Voice-activity method behind every talk, silence and turn "
                                    "column: silero-v5(threshold=0.5,background_db=15.0), the "
                                    "Silero VAD v5 neural model (default), or energy-v1, the level "

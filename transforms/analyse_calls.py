@@ -16,13 +16,13 @@ import time
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake.analysis import call_audio, features
+from transforms.common import FAILURES, call_failure
 from voicelake import lake_files, layout, progress, storage
+from voicelake.analysis import call_audio, features
 from voicelake.analysis import vad as vad_model
 from voicelake.analysis.call_audio import CallProblem
 from voicelake.media.kvs_client import EXPIRED
-from voicelake.model import CallRows, CallSpec
-from transforms.common import FAILURES, call_failure
+from voicelake.model import CallRows, CallSpec, Failure, StreamAudio
 
 NAMESPACE = "voicelake.analyse"
 # When a call's streams failed for several reasons, the cause is named, not the weather met on
@@ -136,6 +136,7 @@ class _AnalyseCall(beam.DoFn):
             call_id=call.call_id, rows=rows, wavs=paths, partial=rows["calls"][0]["partial"])
 
 
+@beam.typehints.with_input_types(tuple[str, StreamAudio])
 class AnalyseCalls(beam.PTransform):
     """(call key, StreamAudio) -> a ``CallRows`` per landed call (main), Failures (``failures``)."""
 
@@ -150,6 +151,7 @@ class AnalyseCalls(beam.PTransform):
         out = (
             keyed_streams
             | "GroupByCall" >> beam.GroupByKey()
-            | "AnalyseCall" >> beam.ParDo(self.fn).with_outputs(FAILURES, main="calls")
+            | "AnalyseCall" >> beam.ParDo(self.fn).with_output_types(CallRows, failures=Failure)
+            .with_outputs(FAILURES, main="calls")
         )
         return out.calls, out[FAILURES]

@@ -11,21 +11,23 @@ import json
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake.export import dataset_card, lake, ml_features
 from voicelake import storage
+from voicelake.export import dataset_card, lake, ml_features
 from voicelake.export.lake import LakeCall
-from voicelake.layout import join
 from voicelake.export.shards import CallPlan, ExportSettings, assign_shards, plan_call, write_shard
+from voicelake.layout import join
 
 NAMESPACE = "voicelake.export"
 FAILURES = "failures"
 PATHS = "paths"
 # What an export owns under its output folder: files matching these and not written by this
 # export are a previous export's leftovers and are removed.
+ShardKey = tuple[str, int, int]  # (split, shard, shard count)
 OWNED = ("data/*.parquet", "*_*-of-*.jsonl", "audio/*/*.wav", "features/*/*.npy",
          "README.md", "failures.jsonl", "export.json")
 
 
+@beam.typehints.with_output_types(LakeCall)
 class ReadLakeCalls(beam.PTransform):
     """Dates -> every call of the lake on those dates, with its channel and segment rows."""
 
@@ -45,6 +47,8 @@ class ReadLakeCalls(beam.PTransform):
         )
 
 
+@beam.typehints.with_input_types(LakeCall)
+@beam.typehints.with_output_types(tuple[ShardKey, CallPlan])
 class PlanCalls(beam.PTransform):
     """Calls -> (split, shard, shard count), planned call: units, split and shard decided."""
 
@@ -68,6 +72,7 @@ class PlanCalls(beam.PTransform):
             {"plan": plans | "ById" >> beam.Map(lambda c: (c.call.call_id, c)), "shard": shards}
             | "JoinShards" >> beam.CoGroupByKey()
             | "KeyByShard" >> beam.Map(lambda kv: (kv[1]["shard"][0], kv[1]["plan"][0]))
+            .with_output_types(tuple[ShardKey, CallPlan])
         )
 
 
@@ -96,6 +101,7 @@ class _WriteShard(beam.DoFn):
             yield beam.pvalue.TaggedOutput(PATHS, path)
 
 
+@beam.typehints.with_input_types(tuple[ShardKey, CallPlan])
 class WriteShards(beam.PTransform):
     """(shard key, CallPlan) -> shard stats (main), failure records, written paths."""
 
@@ -103,11 +109,12 @@ class WriteShards(beam.PTransform):
         super().__init__()
         self.settings = settings
 
-    def expand(self, keyed: beam.PCollection[tuple[tuple, CallPlan]]):
+    def expand(self, keyed):
         out = (
             keyed
             | "GroupShards" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(_WriteShard(self.settings)).with_outputs(FAILURES, PATHS, main="stats")
+            | "WriteShard" >> beam.ParDo(_WriteShard(self.settings))
+            .with_output_types(dict, failures=dict, paths=str).with_outputs(FAILURES, PATHS, main="stats")
         )
         return out.stats, out[FAILURES], out[PATHS]
 
@@ -144,7 +151,11 @@ class _Finish(beam.DoFn):
         yield {**merged, "failures": by_reason, "stale_removed": len(stale)}
 
 
+@beam.typehints.with_output_types(dict)
 class FinishExport(beam.PTransform):
+    """(shard stats, failure records, written paths) -> the export's summary, once the README,
+    failures and export.json are written and stale files removed."""
+
     def __init__(self, settings: ExportSettings, card_settings: dict):
         super().__init__()
         self.settings, self.card_settings = settings, card_settings
@@ -157,5 +168,5 @@ class FinishExport(beam.PTransform):
             | "Once" >> beam.Create([None])
             | "Finish" >> beam.ParDo(_Finish(self.settings, self.card_settings),
                                      beam.pvalue.AsList(stats), beam.pvalue.AsList(failures),
-                                     beam.pvalue.AsList(paths))
+                                     beam.pvalue.AsList(paths)).with_output_types(dict)
         )

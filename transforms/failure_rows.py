@@ -32,10 +32,14 @@ class _ToRow(beam.DoFn):
         yield ("failures", date, failure.partition_id or UNKNOWN_PARTITION, failure_row(failure))
 
 
+@beam.typehints.with_input_types(Failure)
+@beam.typehints.with_output_types(tuple[str, str, str, dict])
 class FailureRows(beam.PTransform):
+    """Failures -> (``failures``, date, partition, row) of the run's dates."""
+
     def __init__(self, dates):
         super().__init__()
         self.dates = list(dates)
 
     def expand(self, failures):
-        return failures | "ToFailureRow" >> beam.ParDo(_ToRow(self.dates))
+        return failures | "ToFailureRow" >> beam.ParDo(_ToRow(self.dates)).with_output_types(tuple[str, str, str, dict])

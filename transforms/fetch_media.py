@@ -23,14 +23,14 @@ from itertools import groupby
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from transforms.common import KvsDoFn, call_key
 from voicelake import layout, progress, storage
-from voicelake.audio import coalesce_blocks
 from voicelake.analysis.call_audio import grid
+from voicelake.audio import coalesce_blocks
 from voicelake.media.channel_file import ChannelWriter
 from voicelake.media.kvs_client import KvsError
 from voicelake.media.mkv_parser import is_audio
 from voicelake.model import CallSpec, FragmentRange, StreamAudio
-from transforms.common import KvsDoFn, call_key
 
 NAMESPACE = "voicelake.media"
 
@@ -139,6 +139,8 @@ class _FetchStream(KvsDoFn):
                            bytes_read=bytes_read, fragment_bytes=fragment_bytes, error=error)
 
 
+@beam.typehints.with_input_types(FragmentRange)
+@beam.typehints.with_output_types(tuple[str, StreamAudio])
 class FetchStreams(beam.PTransform):
     """FragmentRange -> (call key, StreamAudio), one per stream of each call."""
 
@@ -152,5 +154,5 @@ class FetchStreams(beam.PTransform):
             ranges
             | "ByStream" >> beam.Map(lambda r: (r.stream_arn, r))
             | "GroupByStream" >> beam.GroupByKey()
-            | "GetMediaForFragmentList" >> beam.ParDo(self.fn)
+            | "GetMediaForFragmentList" >> beam.ParDo(self.fn).with_output_types(tuple[str, StreamAudio])
         )

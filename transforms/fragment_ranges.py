@@ -10,10 +10,10 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from transforms.common import FAILURES, KvsDoFn, call_failure
 from voicelake import progress
 from voicelake.media.kvs_client import KvsError, ListedFragment
-from voicelake.model import CallSpec, FragmentRange, StreamSpan
-from transforms.common import FAILURES, KvsDoFn, call_failure
+from voicelake.model import CallSpec, Failure, FragmentRange, StreamSpan
 
 NAMESPACE = "voicelake.fragments"
 
@@ -85,6 +85,7 @@ class _PlanRanges(KvsDoFn):
                                 fragments=chunk, range_index=range_index)
 
 
+@beam.typehints.with_input_types(CallSpec)
 class PlanFragmentRanges(beam.PTransform):
     """CallSpec -> FragmentRange (main output) and Failure (tag ``failures``)."""
 
@@ -96,5 +97,6 @@ class PlanFragmentRanges(beam.PTransform):
                               retry_budget_s=retry_budget_s)
 
     def expand(self, calls):
-        planned = calls | "ListFragments" >> beam.ParDo(self.fn).with_outputs(FAILURES, main="ranges")
+        planned = calls | "ListFragments" >> beam.ParDo(self.fn).with_output_types(
+            FragmentRange, failures=Failure).with_outputs(FAILURES, main="ranges")
         return planned.ranges, planned[FAILURES]

@@ -99,6 +99,7 @@ def _by_table_partition(call: CallRows):
     return [((table, call.date, call.partition), call) for table in call.tables]
 
 
+@beam.typehints.with_output_types(int)
 class WriteLake(beam.PTransform):
     """(landed calls' ``CallRows``, failure rows ``(table, date, partition, row)``) -> Parquet
     partitions and WAV folders with nothing stale; outputs how many stale files the last step
@@ -111,8 +112,10 @@ class WriteLake(beam.PTransform):
     def expand(self, inputs):
         calls, failure_rows = inputs
         keyed = (
-            (calls | "ByCallPartition" >> beam.FlatMap(_by_table_partition),
-             failure_rows | "ByFailurePartition" >> beam.Map(lambda r: ((r[0], r[1], r[2]), r[3])))
+            (calls | "ByCallPartition" >> beam.FlatMap(_by_table_partition)
+             .with_output_types(tuple[tuple[str, str, str], CallRows]),
+             failure_rows | "ByFailurePartition" >> beam.Map(lambda r: ((r[0], r[1], r[2]), r[3]))
+             .with_output_types(tuple[tuple[str, str, str], dict]))
             | "AllPartitions" >> beam.Flatten()
         )
         return (
@@ -120,5 +123,5 @@ class WriteLake(beam.PTransform):
             | "GroupPartitions" >> beam.GroupByKey()
             | "WritePartitions" >> beam.ParDo(_WritePartitions(self.root))
             | "CollectWritten" >> beam.combiners.ToList()
-            | "RemoveStale" >> beam.ParDo(_RemoveStale(self.root, self.dates))
+            | "RemoveStale" >> beam.ParDo(_RemoveStale(self.root, self.dates)).with_output_types(int)
         )

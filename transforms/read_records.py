@@ -4,8 +4,8 @@ Connect: CTRs arrive through Firehose, concatenated without delimiter, at least 
 their *arrival* hour; the run reads its days plus a look-ahead window and keeps one CTR per
 ContactId (the latest LastUpdateTimestamp).  Chime: one call per TransactionId, joining the SDR
 (billing, optional) with the streaming-status events (streams, legs, roles).  The parsing itself is
-``voicelake.records.firehose`` (splitting objects), ``voicelake.records.ctr`` and ``voicelake.records.chime_records``; these
-transforms only list, read, group and route.
+``voicelake.records.firehose`` (splitting objects), ``voicelake.records.ctr`` and
+``voicelake.records.chime_records``; these transforms only list, read, group and route.
 """
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ import dataclasses
 import datetime as dt
 import functools
 import re
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from voicelake.records import chime_records, ctr, firehose
+from transforms.common import FAILURES
 from voicelake import progress, storage
 from voicelake.model import CHIME, CONNECT, CallSpec, Failure
+from voicelake.records import chime_records, ctr, firehose
 from voicelake.records.record_fields import STAGE
-from transforms.common import FAILURES
 
 NAMESPACE = "voicelake.records"
 # records.<kind>_records: the summary's records per source (CTRs, events; SDRs count as "sdr")
@@ -145,7 +146,7 @@ class _ListAndRead(beam.PTransform):
             | "List" >> beam.FlatMap(list_objects)
             | "SpreadObjects" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(_ReadRecords(self.source, max_object_bytes(pbegin, self.max_object_mb)))
-            .with_outputs(FAILURES, main="records")
+            .with_output_types(Any, failures=Failure).with_outputs(FAILURES, main="records")
         )
         return read.records, read[FAILURES]
 
@@ -171,6 +172,9 @@ def _route(dates: set[str], lookahead_hours: int):
 
 
 class ReadConnectCalls(beam.PTransform):
+    """The pipeline's root -> (CallSpec of each Connect call of the run's days, Failure): CTRs from
+    Firehose objects, each contact's latest copy."""
+
     def __init__(self, ctr_prefix: str, dates: list[str], *, lookahead_hours: int = 24,
                  attribute_keys: str | None = None, max_object_mb: float | None = None):
         super().__init__()
@@ -191,7 +195,8 @@ class ReadConnectCalls(beam.PTransform):
             | "ToCalls" >> beam.FlatMap(lambda kv: [(result, (kv[1].source_key,)) for result in _as_list(
                 ctr.connect_calls(kv[1].record, source_key=kv[1].source_key, offset=kv[1].offset,
                                   attribute_keys=keys))])
-            | "Route" >> beam.FlatMap(_route(set(self.dates), self.lookahead)).with_outputs(FAILURES, main="calls")
+            | "Route" >> beam.FlatMap(_route(set(self.dates), self.lookahead))
+            .with_output_types(CallSpec, failures=Failure).with_outputs(FAILURES, main="calls")
         )
         failures = (bad, calls[FAILURES]) | "ConnectFailures" >> beam.Flatten()
         return calls.calls, failures
@@ -229,6 +234,9 @@ def _parse_event(sourced):
 
 
 class ReadChimeCalls(beam.PTransform):
+    """The pipeline's root -> (CallSpec of each Chime call of the run's days, Failure): SDRs joined
+    with their streaming-status events by transaction."""
+
     def __init__(self, sdr_prefix: str | None, events_prefix: str | None, dates: list[str], *,
                  lookahead_hours: int = 24, customer_leg: str = "auto", max_object_mb: float | None = None):
         super().__init__()
@@ -247,7 +255,7 @@ class ReadChimeCalls(beam.PTransform):
                 | "ListSdrs" >> beam.FlatMap(list_objects)
                 | "SpreadSdrs" >> beam.Reshuffle()
                 | "ParseSdrs" >> beam.ParDo(_ParseSdr(max_object_bytes(pbegin, self.max_object_mb)))
-                .with_outputs(FAILURES, main="sdrs")
+                .with_output_types(Any, failures=Failure).with_outputs(FAILURES, main="sdrs")
             )
             joined["sdr"] = parsed.sdrs
             failures.append(parsed[FAILURES])
@@ -256,8 +264,8 @@ class ReadChimeCalls(beam.PTransform):
                                                       base=self.events_prefix.rstrip("/") + "/")
             sourced, bad = pbegin | "EventObjects" >> _ListAndRead([f + "*" for f in folders], CHIME,
                                                                    self.max_object_mb)
-            events = sourced | "ParseEvents" >> beam.FlatMap(_parse_event).with_outputs(
-                FAILURES, main="events")
+            events = sourced | "ParseEvents" >> beam.FlatMap(_parse_event).with_output_types(
+                Any, failures=Failure).with_outputs(FAILURES, main="events")
             joined["events"] = events.events
             failures += [bad, events[FAILURES]]
         customer_leg, dates = self.customer_leg, set(self.dates)
@@ -265,7 +273,8 @@ class ReadChimeCalls(beam.PTransform):
             joined
             | "ByTransaction" >> beam.CoGroupByKey()
             | "ToCalls" >> beam.Map(lambda kv: _chime_call(kv[1], customer_leg))
-            | "Route" >> beam.FlatMap(_route(dates, self.lookahead)).with_outputs(FAILURES, main="calls")
+            | "Route" >> beam.FlatMap(_route(dates, self.lookahead))
+            .with_output_types(CallSpec, failures=Failure).with_outputs(FAILURES, main="calls")
         )
         failures.append(calls[FAILURES])
         return calls.calls, failures | "ChimeFailures" >> beam.Flatten()

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import io
 import wave
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import soxr

@@ -12,7 +12,7 @@ bundling: the only inputs are the rows themselves.
 from __future__ import annotations
 
 import io
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -44,10 +44,10 @@ def stacked_by_day(dates: list[str], groups: list[str], values: list[float], *, 
         days = sorted(set(dates))
         bottom = [0.0] * len(days)
         for group in sorted(set(groups)):
-            heights = [sum(v for d, g, v in zip(dates, groups, values) if d == day and g == group)
+            heights = [sum(v for d, g, v in zip(dates, groups, values, strict=True) if d == day and g == group)
                        for day in days]
             ax.bar(days, heights, bottom=bottom, label=group)
-            bottom = [b + h for b, h in zip(bottom, heights)]
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
         ax.legend(fontsize=7, title="voice_connector_id", title_fontsize=7)
         ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -72,10 +72,10 @@ def by_role(roles: list[str | None], panels: list[tuple[str, list[float | None],
             title: str, what: str = "channels") -> bytes:
     """Side-by-side histograms, one per (panel title, values, x label), each split by role."""
     fig, axes = plt.subplots(1, len(panels), figsize=(SIZE[0], SIZE[1]), squeeze=False)
-    for ax, (panel, values, xlabel) in zip(axes[0], panels):
+    for ax, (panel, values, xlabel) in zip(axes[0], panels, strict=True):
         shown = False
         for role in (*ROLES, None):
-            present = [v for r, v in zip(roles, values) if r == role and v is not None]
+            present = [v for r, v in zip(roles, values, strict=True) if r == role and v is not None]
             if present:
                 ax.hist(present, bins=15, alpha=0.6, color=COLOURS[role], label=role or "unknown role")
                 shown = True
@@ -135,8 +135,8 @@ def partial_calls_and_gaps(dates: list[str], partial: list[bool | None], gap_ms:
     fig, (left, right) = plt.subplots(1, 2, figsize=SIZE)
     if dates:
         days = sorted(set(dates))
-        whole = [sum(1 for d, p in zip(dates, partial) if d == day and not p) for day in days]
-        broken = [sum(1 for d, p in zip(dates, partial) if d == day and p) for day in days]
+        whole = [sum(1 for d, p in zip(dates, partial, strict=True) if d == day and not p) for day in days]
+        broken = [sum(1 for d, p in zip(dates, partial, strict=True) if d == day and p) for day in days]
         left.bar(days, whole, label="whole", color="#1f77b4")
         left.bar(days, broken, bottom=whole, label="partial", color="#d62728")
         left.legend(fontsize=7)

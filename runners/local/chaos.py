@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from voicelake import layout
 from runners.local.kvs_emulator import Faults, start_emulator
 from runners.local.kvs_store import KvsStore
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, RETENTION_HOURS, WorldConfig, seed_world
+from voicelake import layout
 
 # the rates of issue "Nothing lost, nothing wrong": per request, in-band errors per fragment
 HOSTILE = dict(throttle_probability=0.3, error_500_probability=0.05, reset_probability=0.1,

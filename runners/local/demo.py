@@ -20,7 +20,6 @@ from runners.local.kvs_store import KvsStore
 from runners.local.s3 import environment, local_s3
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR, WorldConfig, seed_world
 
-
 # Workers that an engine starts before the job (a cluster's) cannot learn a port chosen at random later.
 FIXED_PORTS = {"s3": 5000, "kvs": 5001}
 

@@ -20,9 +20,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 STREAM_NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,256}$")
 ACCOUNT = "111122223333"

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 # Element IDs (Matroska / EBML specification).
 EBML = 0x1A45DFA3

@@ -30,7 +30,7 @@ def serving(command: list[str], port: int, log: Path | None = None, *, timeout_s
                 except OSError:
                     if process.poll() is not None or time.time() > deadline:
                         tail = Path(log).read_text()[-2000:] if log else ""
-                        raise RuntimeError(f"{' '.join(command[:3])} did not start on port {port}\n{tail}")
+                        raise RuntimeError(f"{' '.join(command[:3])} did not start on port {port}\n{tail}") from None
                     time.sleep(0.2)
             yield process
         finally:

@@ -148,7 +148,7 @@ def _put_connect_call(store: KvsStore, stream: str, *, start_ms: int, contact_id
                       to_customer_first: bool, rng: random.Random,
                       lost: int | None = None) -> list[str]:
     parts = list(zip(_split(customer.astype("<i2").tobytes(), CONNECT_FRAGMENT_BYTES),
-                     _split(agent.astype("<i2").tobytes(), CONNECT_FRAGMENT_BYTES)))
+                     _split(agent.astype("<i2").tobytes(), CONNECT_FRAGMENT_BYTES), strict=True))
     return _put_fragments(
         store, stream, start_ms=start_ms, fragment_ms=1024, parts=parts, lag_ms=(150, 80), rng=rng,
         lost=lost, chunk=lambda number, p, s, from_pcm, to_pcm: mkv_writer.connect_fragment(

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import wave
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -196,7 +196,7 @@ def analyse_and_write(plan: CallAudio, *, local: Callable[[str], str], ml_wav: s
         raw = _wav_writer(raw_wav, len(readers), rate, window.samples) if raw_wav else None
         for offset, n in _chunks(window.samples, chunk):
             columns = [r.read(window.shift + offset, n) for r in readers]
-            for acc, x in zip(accumulators, columns):
+            for acc, x in zip(accumulators, columns, strict=True):
                 acc.add(x)
             if raw:
                 raw.writeframesraw(np.column_stack(columns).astype("<i2", copy=False).tobytes())
@@ -209,7 +209,7 @@ def analyse_and_write(plan: CallAudio, *, local: Callable[[str], str], ml_wav: s
             raise CallProblem("unsupported_sample_rate", str(e)) from None
         means = [acc.total / acc.samples / audio.FULL_SCALE for acc in accumulators]
         peaks = [max(acc.highest / audio.FULL_SCALE - m, m - acc.lowest / audio.FULL_SCALE)
-                 for acc, m in zip(accumulators, means)]
+                 for acc, m in zip(accumulators, means, strict=True)]
         gains = [10.0 ** (ML_PEAK_DBFS / 20.0) / p if p > 0 else 1.0 for p in peaks]
         resamplers = [audio.Resampler(rate, target_rate) for _ in readers]
         ml = _wav_writer(ml_wav, len(readers), target_rate, None)

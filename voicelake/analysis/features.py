@@ -37,8 +37,8 @@ Conversation structure (all channels share one timeline, sample 0 = start of the
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 
@@ -214,7 +214,7 @@ class SignalAccumulator:
             self.clip_events += 1
         self._clip_run = 0
 
-    def result(self) -> "ChannelSignal":
+    def result(self) -> ChannelSignal:
         self._end_clip_run()
         energy = np.concatenate(self._energy) if self._energy else np.zeros(0)
         peak = np.concatenate(self._peak) if self._peak else np.zeros(0, dtype=np.int32)
@@ -260,7 +260,7 @@ class SpeechPass:
             return list(signals)
         window, _ = vad.geometry(self.rate)
         return [replace(s, speech_prob=vad.frame_probabilities(p, s.frames.bounds, window))
-                for s, p in zip(signals, self.vad.finish())]
+                for s, p in zip(signals, self.vad.finish(), strict=True)]
 
 
 def channel_signal(x: np.ndarray, sample_rate: int, frame_ms: int = 20) -> ChannelSignal:
@@ -416,8 +416,8 @@ def _turns(chans: list[_Channel]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(channel, start_ms, end_ms) of each turn, in order."""
     inside = _backchannels(chans)
     owner = np.concatenate([np.full(int((~b).sum()), c) for c, b in enumerate(inside)])
-    starts = np.concatenate([ch.seg_start_ms[~b] for ch, b in zip(chans, inside)])
-    ends = np.concatenate([ch.seg_end_ms[~b] for ch, b in zip(chans, inside)])
+    starts = np.concatenate([ch.seg_start_ms[~b] for ch, b in zip(chans, inside, strict=True)])
+    ends = np.concatenate([ch.seg_end_ms[~b] for ch, b in zip(chans, inside, strict=True)])
     order = np.lexsort((owner, starts))
     owner, starts, ends = owner[order], starts[order], ends[order]
     if not len(owner):
@@ -486,7 +486,7 @@ def analyse_signals(signals: Sequence[ChannelSignal], sample_rate: int,
         })
         seg_power = _segment_means(ch.frames, *ch.seg_frames)
         seg_peak = _segment_peaks(ch.frames, *ch.seg_frames)
-        for i, (a, b) in enumerate(zip(ch.seg_start_ms.tolist(), ch.seg_end_ms.tolist())):
+        for i, (a, b) in enumerate(zip(ch.seg_start_ms.tolist(), ch.seg_end_ms.tolist(), strict=True)):
             segment_rows.append({
                 "channel": c, "role": roles[c], "segment": i, "start_ms": a, "end_ms": b,
                 "duration_ms": b - a, "rms_dbfs": _round(_db(seg_power[i])),

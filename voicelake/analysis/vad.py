@@ -5,8 +5,9 @@ wheel's version is pinned in setup.py and the file's sha256 is checked when it i
 onnxruntime on one thread.  Nothing is downloaded at run time, so every worker of every engine runs
 the same bytes.  What runs is the shipped graph's branch for the call's rate with its convolutions
 as batched MatMuls (``voicelake.analysis.vad_graph``: the same weights and arithmetic, 2.5x faster);
-``session(rate, shipped=True)`` runs the file as it is.  The model takes windows of 256 samples at 8 kHz (512 at 16 kHz), each with the 32
-(64) samples before it as context, and carries a recurrent state from window to window.
+``session(rate, shipped=True)`` runs the file as it is.  The model takes windows of 256 samples at
+8 kHz (512 at 16 kHz), each with the 32 (64) samples before it as context, and carries a recurrent
+state from window to window.
 
 What is run, and why it is cheap (``benchmarks/vad.py`` measures each step):
   1. *Skipping.* A window is run only if it lies within ``DILATE`` windows of a window louder than
@@ -33,9 +34,9 @@ import hashlib
 import importlib.util
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -230,7 +231,7 @@ class _Cutter:
         blocks = np.add.reduceat(keep, np.arange(0, b - a, self.block)) > 0
         edges = np.diff(blocks.astype(np.int8), prepend=0, append=0)
         windows, targets, previous_end = [], [], 0
-        for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
             first, end = a + int(s) * self.block, min(a + int(e) * self.block, b)
             warm = min(self.warmup, first - previous_end) if windows else min(self.warmup, first)
             windows.append(np.arange(first - warm, end))
@@ -274,7 +275,7 @@ class CallVad:
         self.steps = 0
 
     def add(self, columns: Sequence[np.ndarray]) -> None:
-        for cutter, x in zip(self.cutters, columns):
+        for cutter, x in zip(self.cutters, columns, strict=True):
             if x.dtype == np.int16:
                 x = x.astype(np.float32) / np.float32(32768)
             self.queue.extend(cutter.add(x.astype(np.float32, copy=False)))
@@ -304,7 +305,7 @@ class CallVad:
             self.steps += 1
             self.windows_run += len(self.slots)
             done = []
-            for k, (slot, p) in enumerate(zip(self.slots, out[:, 0].tolist())):
+            for k, (slot, p) in enumerate(zip(self.slots, out[:, 0].tolist(), strict=True)):
                 piece, i = slot
                 target = piece.targets[i]
                 if target >= 0:

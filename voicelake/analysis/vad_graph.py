@@ -112,4 +112,4 @@ def _conv_input_lengths(model, convs, width: int) -> dict[str, int]:
     probe = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     found = probe.run(None, {"input": np.zeros((2, width), np.float32),
                              "state": np.zeros((2, 2, 128), np.float32)})
-    return {c.input[0]: r.shape[-1] for c, r in zip(convs, found[len(model.graph.output) - len(convs):])}
+    return {c.input[0]: r.shape[-1] for c, r in zip(convs, found[len(model.graph.output) - len(convs):], strict=True)}

@@ -16,9 +16,9 @@ import numpy as np
 from voicelake import audio, storage
 from voicelake.export import lake, manifests, ml_features
 from voicelake.export.lake import LakeCall
-from voicelake.layout import join
 from voicelake.export.ml_features import FeatureOptions
 from voicelake.export.units import Segment, SplitOptions, Unit, UnitOptions, make_units, split_of
+from voicelake.layout import join
 
 SHARD_NAME = "{split}-{shard:05d}-of-{count:05d}"
 
@@ -133,12 +133,12 @@ def call_audio(plan: CallPlan, settings: ExportSettings) -> np.ndarray:
         if "source" in what:
             raise CallFailure("no_source_wav", f"{path} does not exist: the lake was written without "
                               "--write_raw_channels; re-run voicelake run with it for 8 kHz source "
-                              f"audio, or export at the ML WAV's {call.get('target_sample_rate')} Hz")
-        raise CallFailure("no_wav", f"{path} does not exist")
+                              f"audio, or export at the ML WAV's {call.get('target_sample_rate')} Hz") from None
+        raise CallFailure("no_wav", f"{path} does not exist") from None
     try:
         samples, rate = lake.read_wav(data)
     except Exception as exc:  # noqa: BLE001 - wave raises several types on bad bytes
-        raise CallFailure("unreadable_wav", f"{path}: {exc}")
+        raise CallFailure("unreadable_wav", f"{path}: {exc}") from None
     if rate != settings.sample_rate:
         raise CallFailure("wav_rate_mismatch", f"{path} is at {rate} Hz, the calls table says "
                           f"{settings.sample_rate} Hz")

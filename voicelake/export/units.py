@@ -107,7 +107,7 @@ def _split(start: int, end: int, max_ms: int | None) -> list[tuple[int, int]]:
         return [(start, end)]
     pieces = -(-(end - start) // max_ms)
     bounds = [start + (end - start) * i // pieces for i in range(pieces + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def _covered(spans: list[tuple[int, int]], start: int, end: int) -> tuple[int, int]:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class Coverage:
             self.add(a, b)
 
     def __iter__(self):
-        return iter(zip(self.starts, self.ends))
+        return iter(zip(self.starts, self.ends, strict=True))
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -76,7 +76,7 @@ class Coverage:
         self.starts[lo:hi] = [a]
         self.ends[lo:hi] = [b]
 
-    def minus(self, other: "Coverage") -> "Coverage":
+    def minus(self, other: Coverage) -> Coverage:
         out = Coverage()
         for a, b in self:
             for piece in other.uncovered(a, b):
@@ -120,7 +120,7 @@ class ChannelWriter:
             self._position = y
             self.coverage.add(x, y)
 
-    def close(self) -> "ChannelPiece":
+    def close(self) -> ChannelPiece:
         self._file.close()
         return ChannelPiece(path=self.path, sample_rate=self.rate, ranges=self.coverage.ranges(),
                             blocks=self.blocks, overlap_samples=self.overlap_samples,
@@ -167,7 +167,7 @@ class ChannelReader:
 
     def read(self, offset: int, n: int) -> np.ndarray:
         out = np.zeros(n, dtype=np.int16)
-        for index, ((_, ranges), f) in enumerate(zip(self._pieces, self._files)):
+        for index, ((_, ranges), f) in enumerate(zip(self._pieces, self._files, strict=True)):
             if index == 0:  # the first piece's holes are zeros in its file: one read serves
                 self._copy(f, out, offset, offset, offset + n)
                 continue

@@ -14,12 +14,13 @@ botocore gives us the wire protocol, not the operational rules that sank the exi
 from __future__ import annotations
 
 import email.utils
+import functools
 import os
 import random
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import boto3
 import botocore.config
@@ -228,7 +229,7 @@ class KvsArchive:
                                               "ComparisonValue": name_prefix}}
             if token:
                 kwargs["NextToken"] = token
-            page = self._call(("*", "LIST_STREAMS"), lambda: self._control.list_streams(**kwargs))
+            page = self._call(("*", "LIST_STREAMS"), functools.partial(self._control.list_streams, **kwargs))
             arns += [s["StreamARN"] for s in page.get("StreamInfoList", [])]
             token = page.get("NextToken")
             if not token:
@@ -250,7 +251,7 @@ class KvsArchive:
                     "FragmentSelectorType": selector,
                     "TimestampRange": {"StartTimestamp": start_ms / 1000,
                                        "EndTimestamp": end_ms / 1000}}
-            page = self._call((stream_arn, LIST_FRAGMENTS), lambda: client.list_fragments(**kwargs))
+            page = self._call((stream_arn, LIST_FRAGMENTS), functools.partial(client.list_fragments, **kwargs))
             for f in page.get("Fragments", []):
                 found[f["FragmentNumber"]] = ListedFragment(
                     number=f["FragmentNumber"],
@@ -262,7 +263,7 @@ class KvsArchive:
             if not token:
                 return sorted(found.values(), key=lambda f: int(f.number))
 
-    def fetch_fragments(self, stream_arn: str, fragments: Iterable["ListedFragment | str"]) -> "MediaFetch":
+    def fetch_fragments(self, stream_arn: str, fragments: Iterable[ListedFragment | str]) -> MediaFetch:
         """Fragments by number (or as ListFragments listed them, which lets a fragment cut short
         at the end of a body be told from a whole one), each yielded as soon as it has streamed in
         whole; see MediaFetch."""
@@ -274,7 +275,7 @@ class KvsArchive:
             raise ValueError(f"{len(listing)} fragments: GetMediaForFragmentList takes 1 to 1000")
         return MediaFetch(self, stream_arn, listing)
 
-    def get_fragments(self, stream_arn: str, numbers: Iterable[str]) -> "FetchResult":
+    def get_fragments(self, stream_arn: str, numbers: Iterable[str]) -> FetchResult:
         """``fetch_fragments`` collected into one result (for tools and tests; the pipeline streams)."""
         fetch = self.fetch_fragments(stream_arn, numbers)
         fragments = {f.fragment_number: f for f in fetch}
@@ -403,7 +404,7 @@ def _hours(ms: int) -> str:
     return f"{ms / 3_600_000:.1f} h"
 
 
-def shorter_than_listed(fragment, listed: "ListedFragment | None") -> str | None:
+def shorter_than_listed(fragment, listed: ListedFragment | None) -> str | None:
     """Why a fragment that ended a body is not the whole fragment ListFragments listed, or None.
 
     Its audio must span the listed FragmentLengthInMilliseconds (1 ms of rounding allowed) and its

@@ -13,16 +13,30 @@ is the customer, channel 1 the agent. Facts and sources: ``../shared/domain/reco
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 from xml.etree import ElementTree
 
-from voicelake.records.firehose import DEFAULT_MAX_OBJECT_MB, MB, SplitError, split_json_objects
 from voicelake.model import CHIME, CallSpec, Failure, StreamSpan
+from voicelake.records.firehose import DEFAULT_MAX_OBJECT_MB, MB, SplitError, split_json_objects
 from voicelake.records.record_fields import (
-    RECORD_ID, STAGE, VOICE_CONNECTOR_ID, Rejected, epoch_seconds_field, failure_from, fragment_field,
-    id_field, iso_field, ordered, safe_path_part, shown, stream_arn_field, text_field, utc_date,
+    RECORD_ID,
+    STAGE,
+    VOICE_CONNECTOR_ID,
+    Rejected,
+    epoch_seconds_field,
+    failure_from,
+    fragment_field,
+    id_field,
+    iso_field,
+    ordered,
+    safe_path_part,
+    shown,
+    stream_arn_field,
+    text_field,
+    utc_date,
 )
 
 SDR_ROOT = "Amazon-Chime-Voice-Connector-SDRs/json/"

@@ -11,11 +11,22 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from voicelake.records.firehose import Sourced
 from voicelake.model import CONNECT, CallSpec, Failure, StreamSpan
+from voicelake.records.firehose import Sourced
 from voicelake.records.record_fields import (
-    RECORD_ID, Rejected, epoch_ms_or_iso_field, failure_from, fragment_field, id_field, iso_field, iso_to_ms,
-    ordered, shown, stream_arn_field, text_field, utc_date,
+    RECORD_ID,
+    Rejected,
+    epoch_ms_or_iso_field,
+    failure_from,
+    fragment_field,
+    id_field,
+    iso_field,
+    iso_to_ms,
+    ordered,
+    shown,
+    stream_arn_field,
+    text_field,
+    utc_date,
 )
 
 _CONNECT_INSTANCE_ARN = re.compile(r"arn:aws[a-z-]*:connect:[a-z0-9-]+:[0-9]{12}:instance/(.+)", re.ASCII)

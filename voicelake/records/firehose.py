@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from voicelake.model import Failure
 from voicelake.records.record_fields import STAGE
-
 
 # --------------------------------------------------------------------------- key planning
 
