@@ -2,6 +2,7 @@
 from setuptools import find_packages, setup
 
 EXPORT = ["datasets>=5.2,<6", "lhotse>=1.33,<2"]
+LINT = ["ruff>=0.15,<0.18"]  # pyproject.toml's [tool.ruff]; .ci/run lints before it tests
 
 setup(
     name="voicelake",
@@ -37,7 +38,7 @@ setup(
         "export": EXPORT,
         # trino: the client of the Trino server the Athena check starts (tests/test_trino.py)
         "test": ["moto[server]>=5.1,<6", "duckdb>=1.1", "matplotlib>=3.8,<4", "pytest>=8",
-                 "hypothesis>=6.100", "trino>=0.330,<1", *EXPORT],
+                 "hypothesis>=6.100", "trino>=0.330,<1", *EXPORT, *LINT],
     },
     entry_points={"console_scripts": ["voicelake=pipeline.cli:main"]},
 )
