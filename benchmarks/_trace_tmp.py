@@ -79,7 +79,7 @@ def main() -> None:
                 environment(s3.environment()):
             truth = seed_world(s3.client(), KvsStore(work / "kvs"), config, work / "truth.json")
             bucket = f"s3://{config.bucket}/"
-            command = [sys.executable, "/tmp/vl/trace/trace_run.py", "run", f"--date={config.date}",
+            command = [sys.executable, "/tmp/vl/trace/bufsize.py", "run", f"--date={config.date}",
                        f"--ctr_prefix={bucket}{PREFIX_CTR}", f"--sdr_prefix={bucket}{PREFIX_SDR}",
                        f"--events_prefix={bucket}{PREFIX_EVENTS}", f"--output={lake}",
                        f"--kvs_endpoint_url={kvs.url}", "--write_raw_channels",

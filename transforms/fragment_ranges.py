@@ -12,8 +12,8 @@ from apache_beam.metrics import Metrics
 
 from transforms.common import FAILURES, KvsDoFn, call_failure
 from voicelake import progress
-from voicelake.media.kvs_client import KvsError, ListedFragment
-from voicelake.model import CallSpec, Failure, FragmentRange, StreamSpan
+from voicelake.media.kvs_client import KvsError
+from voicelake.model import CallSpec, Failure, FragmentList, FragmentRange, ListedFragment, StreamSpan
 
 NAMESPACE = "voicelake.fragments"
 
@@ -82,7 +82,7 @@ class _PlanRanges(KvsDoFn):
         for range_index, (index, arn, span, chunk) in enumerate(planned):
             self.ranges.inc()
             yield FragmentRange(call=call, stream_index=index, stream_arn=arn, channel=span.channel,
-                                fragments=chunk, range_index=range_index)
+                                fragments=FragmentList.of(chunk), range_index=range_index)
 
 
 @beam.typehints.with_input_types(CallSpec)

@@ -27,6 +27,7 @@ import botocore.config
 import botocore.exceptions
 
 from voicelake.media import mkv_parser
+from voicelake.model import ListedFragment
 
 LIST_FRAGMENTS = "LIST_FRAGMENTS"
 GET_MEDIA_FOR_FRAGMENT_LIST = "GET_MEDIA_FOR_FRAGMENT_LIST"
@@ -46,15 +47,6 @@ class KvsError(Exception):
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
-
-
-@dataclass(frozen=True)
-class ListedFragment:
-    number: str
-    producer_ms: int
-    server_ms: int
-    duration_ms: int
-    size: int
 
 
 @dataclass
