@@ -46,7 +46,7 @@ from runners.launch import ENGINES
 from runners.local.fingerprint import lake_fingerprint
 from runners.local.processes import free_port, job_service_command, serving
 from tests.conftest import ROOT
-from tests.test_pipeline_e2e import pipeline_args, without_run
+from tests.pipeline_runs import pipeline_args, without_run
 
 
 def without_counters(summary: dict) -> dict:
