@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.run import run
-from tests.test_pipeline_e2e import pipeline_args
+from tests.pipeline_runs import pipeline_args
 
 _made: dict[int, tuple[Path, dict]] = {}
 

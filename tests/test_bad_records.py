@@ -20,7 +20,7 @@ import pytest
 from pipeline.run import run
 from runners.local.seed import PREFIX_CTR, PREFIX_SDR, WorldConfig
 from tests.conftest import make_world
-from tests.test_pipeline_e2e import file_digests, pipeline_args, table
+from tests.pipeline_runs import file_digests, pipeline_args, table
 from transforms import failure_rows, read_records
 from voicelake.records import firehose
 from voicelake.model import Failure

@@ -47,7 +47,7 @@ from runners.local.fingerprint import lake_fingerprint
 from runners.local.processes import job_service_command, serving
 from runners.processes import free_port
 from tests.conftest import ROOT
-from tests.test_pipeline_e2e import pipeline_args, without_run
+from tests.pipeline_runs import pipeline_args, without_run
 
 pytestmark = pytest.mark.engines
 

@@ -21,7 +21,7 @@ import soundfile as sf
 
 from pipeline.export import run as export
 from pipeline.run import run as run_lake
-from tests.test_pipeline_e2e import HIVE, file_digests, pipeline_args
+from tests.pipeline_runs import HIVE, file_digests, pipeline_args
 from voicelake.export.lake import LakeCall, wav_uri
 from voicelake.export.shards import assign_shards
 from voicelake.export.units import Segment, SplitOptions, UnitOptions, make_units, split_of

@@ -23,8 +23,8 @@ from voicelake.media.mkv_parser import (
     MAX_BUFFERED_SIZE, ErrorChunk, Fragment, ParseError, is_audio, iter_fragments, parse_bytes,
 )
 from runners.local import mkv_writer as w
+from tests.conftest import shared_path
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "kvs"
 # Every .mkv of ../shared/samples/kvs (PROVENANCE.md); test_sample_set_is_complete keeps this honest.
 SAMPLE_NAMES = [
     "empty-mkv-with-tags.mkv",
@@ -50,10 +50,7 @@ def require_tools() -> None:
 
 
 def sample_bytes(name: str) -> bytes:
-    path = SAMPLES / name
-    if not path.is_file():
-        pytest.fail(f"sample body {path} is missing: the shared sample set (../shared) is required")
-    return path.read_bytes()
+    return shared_path("samples", "kvs", name).read_bytes()
 
 
 # -- building bodies -------------------------------------------------------------------------
@@ -147,9 +144,7 @@ class CountingReads(io.RawIOBase):
 # -- real samples against mkvtoolnix ---------------------------------------------------------
 
 def test_sample_set_is_complete():
-    if not SAMPLES.is_dir():
-        pytest.fail(f"{SAMPLES} is missing: the shared sample set (../shared) is required")
-    assert sorted(p.name for p in SAMPLES.glob("*.mkv")) == SAMPLE_NAMES
+    assert sorted(p.name for p in shared_path("samples", "kvs").glob("*.mkv")) == SAMPLE_NAMES
 
 
 @dataclass

@@ -10,23 +10,17 @@ import contextlib
 import io
 import signal
 import tracemalloc
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voicelake.media.mkv_parser import ParseError, iter_fragments
 from runners.local import mkv_writer as w
-
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "kvs"
+from tests.conftest import shared_path
 
 
 def _sample(name: str, limit: int | None = None) -> bytes:
-    path = SAMPLES / name
-    if not path.is_file():
-        pytest.fail(f"sample body {path} is missing: the shared sample set (../shared) is required")
-    return path.read_bytes()[:limit]
+    return shared_path("samples", "kvs", name).read_bytes()[:limit]
 
 
 def _connect() -> bytes:

@@ -8,7 +8,7 @@ import pytest
 from pipeline.run import run
 from runners.local.seed import WorldConfig
 from tests.conftest import make_world
-from tests.test_pipeline_e2e import pipeline_args, raw_channels, table
+from tests.pipeline_runs import pipeline_args, raw_channels, table
 
 
 @pytest.fixture(scope="module")
