@@ -226,7 +226,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401 - asked only whether it is installed, before any work
     except ImportError:
         print("voicelake report: matplotlib is not installed: pip install 'voicelake[report]'",
               file=sys.stderr)

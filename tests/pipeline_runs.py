@@ -42,7 +42,7 @@ def table(lake: Path, name: str) -> list[dict]:
     if not any((lake / name).rglob("*.parquet")):
         return []
     rel = duckdb.sql(f"SELECT * FROM read_parquet('{lake / name}/**/*.parquet', {HIVE})")
-    return [dict(zip(rel.columns, row)) for row in rel.fetchall()]
+    return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
 
 
 def raw_channels(path: Path) -> list[np.ndarray]:

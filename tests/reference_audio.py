@@ -16,8 +16,8 @@ the same start and length but different bytes, the first given wins).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import soxr
@@ -91,9 +91,9 @@ def assemble_channel(blocks: Iterable[tuple[int, bytes]], *, start_ms: int | Non
     holes_before = eff_starts[1:] - eff_ends[:-1]
     bounds = [0, *(np.flatnonzero(holes_before > 0) + 1).tolist(), len(used)] if len(used) else []
     used_l, firsts_l, stops_l = used.tolist(), firsts.tolist(), stops.tolist()
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         pieces = [_block_slice(items[i][1], f, s)
-                  for i, f, s in zip(used_l[a:b], firsts_l[a:b], stops_l[a:b])]
+                  for i, f, s in zip(used_l[a:b], firsts_l[a:b], stops_l[a:b], strict=True)]
         samples[eff_starts[a]:eff_ends[b - 1]] = np.frombuffer(b"".join(pieces), dtype="<i2")
 
     gaps = _gaps(eff_starts, eff_ends, n, start_ms, sample_rate, min_gap_ms)
@@ -118,7 +118,7 @@ def _gaps(starts: np.ndarray, ends: np.ndarray, n: int, start_ms: int, rate: int
     long_enough = (hole_ends - hole_starts) * 1000 > min_gap_ms * rate
     first_ms = start_ms + samples_to_ms(hole_starts[long_enough], rate)
     last_ms = start_ms + samples_to_ms(hole_ends[long_enough], rate)
-    return tuple(Gap(int(a), int(b)) for a, b in zip(first_ms, last_ms))
+    return tuple(Gap(int(a), int(b)) for a, b in zip(first_ms, last_ms, strict=True))
 
 
 def align_channels(channels: Sequence[AssembledChannel]) -> np.ndarray:

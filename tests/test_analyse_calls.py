@@ -53,7 +53,8 @@ def test_a_chime_leg_that_reconnects_on_another_stream_keeps_its_channel():
 
 
 def test_chime_roles_come_from_the_records_and_stay_unknown_when_they_cannot_tell():
-    known = call(CHIME, StreamSpan("a", 0, 1, channel=0, role="customer"), StreamSpan("b", 0, 1, channel=1, role="agent"))
+    known = call(CHIME, StreamSpan("a", 0, 1, channel=0, role="customer"),
+                 StreamSpan("b", 0, 1, channel=1, role="agent"))
     unknown = call(CHIME, StreamSpan("a", 0, 1, channel=0), StreamSpan("b", 0, 1, channel=1))
     assert channel_roles(known, 2) == ["customer", "agent"]
     assert channel_roles(unknown, 2) == [None, None]

@@ -17,7 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.reference_audio import (
-    AssembledChannel, align_channels, assemble_channel, level_normalise, ml_wav_bytes, normalise,
+    AssembledChannel,
+    align_channels,
+    assemble_channel,
+    level_normalise,
+    ml_wav_bytes,
+    normalise,
 )
 from voicelake.audio import Gap, to_float, to_int16, wav_bytes
 
@@ -238,6 +243,8 @@ def test_blocks_that_follow_on_coalesce_into_runs_that_assemble_to_the_same_samp
               (1364, pcm[4]), (1400, pcm[5])]                   # overlaps the one before
     runs = coalesce_blocks(blocks, 8000)
     assert [(t, len(b)) for t, b in runs] == [(1000, 3072), (1300, 2048), (1400, 1024)]
-    same = lambda bl: assemble_channel(bl, start_ms=1000, end_ms=1464, sample_rate=8000)  # noqa: E731
+
+    def same(bl):
+        return assemble_channel(bl, start_ms=1000, end_ms=1464, sample_rate=8000)
     assert same(runs).samples.tobytes() == same(blocks).samples.tobytes()
     assert same(runs).gaps == same(blocks).gaps

@@ -22,8 +22,8 @@ from runners.local.seed import PREFIX_CTR, PREFIX_SDR, WorldConfig
 from tests.conftest import make_world
 from tests.pipeline_runs import file_digests, pipeline_args, table
 from transforms import failure_rows, read_records
-from voicelake.records import firehose
 from voicelake.model import Failure
+from voicelake.records import firehose
 
 DATE = "2024-05-14"
 JUNK_BYTES = 50 * 2**20

@@ -14,17 +14,37 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.record_samples import (
+    CALLEE_LEG_A,
+    CALLER_LEG_A,
+    CHIME_BUCKET,
+    LABEL1_B,
+    LABEL2_B,
+    SDR_A,
+    SDR_B,
+    TX_A,
+    TX_B,
+    VC_ID,
+    json_values,
+    sample_bytes,
+    sample_path,
+)
 from voicelake.model import CallSpec, Failure, StreamSpan
 from voicelake.records.chime_records import (
-    SdrKey, SdrRecord, StreamingEvent, chime_call, event_key, parse_sdr, parse_sdr_key, parse_streaming_event,
-    sdr_day_prefixes, siprec_senders, voice_connector_of_key,
+    SdrKey,
+    SdrRecord,
+    StreamingEvent,
+    chime_call,
+    event_key,
+    parse_sdr,
+    parse_sdr_key,
+    parse_streaming_event,
+    sdr_day_prefixes,
+    siprec_senders,
+    voice_connector_of_key,
 )
 from voicelake.records.firehose import date_range
 from voicelake.records.record_fields import REASONS
-from tests.record_samples import (
-    CALLEE_LEG_A, CALLER_LEG_A, CHIME_BUCKET, LABEL1_B, LABEL2_B, SDR_A, SDR_B, TX_A, TX_B, VC_ID, json_values,
-    sample_bytes, sample_path,
-)
 
 
 def sample_event(name: str) -> StreamingEvent:

@@ -11,13 +11,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.record_samples import (
+    CTR_BUCKET,
+    CTR_HOUR_15,
+    CTR_HOUR_16,
+    INSTANCE_ID,
+    STREAM_043EE98B,
+    json_values,
+    sample_bytes,
+)
 from voicelake.model import CallSpec, Failure, StreamSpan
 from voicelake.records.ctr import ConnectAttributeKeys, connect_calls, ctr_version, dedupe_key, latest_ctr
 from voicelake.records.firehose import Sourced, read_records
 from voicelake.records.record_fields import REASONS, iso_to_ms
-from tests.record_samples import (
-    CTR_BUCKET, CTR_HOUR_15, CTR_HOUR_16, INSTANCE_ID, STREAM_043EE98B, json_values, sample_bytes,
-)
 
 
 def sample_ctrs(relative: str) -> list[Sourced]:

@@ -132,7 +132,8 @@ def _path_without(tool: str, folder: Path) -> str:
 @pytest.mark.parametrize("ci, status", [("", 0), ("true", 1)])
 def test_without_its_build_tool_the_fetch_script_says_so_and_fails_only_under_ci(tmp_path, engine, tool,
                                                                                   line, ci, status):
-    env = {"PATH": _path_without(tool, tmp_path / "bin"), "HOME": str(tmp_path), "VOICELAKE_ENGINES": str(tmp_path / "c"),
+    env = {"PATH": _path_without(tool, tmp_path / "bin"), "HOME": str(tmp_path),
+           "VOICELAKE_ENGINES": str(tmp_path / "c"),
            "CI": ci}
     done = subprocess.run([shutil.which("bash"), str(engines.FETCH_SCRIPT), engine], env=env,
                           capture_output=True, text=True, timeout=60)

@@ -55,7 +55,7 @@ def run_export(lake_root, out: Path, *args: str) -> dict:
 
 def segments_table(lake: Path) -> list[dict]:
     rel = duckdb.sql(f"SELECT * FROM read_parquet('{lake}/segments/**/*.parquet', {HIVE})")
-    return [dict(zip(rel.columns, row)) for row in rel.fetchall()]
+    return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
 
 
 def lake_channel(lake: Path, date: str, partition: str, call_id: str, channel: int, source=False):

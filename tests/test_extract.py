@@ -75,7 +75,8 @@ def test_filter_order_gaps_and_errors(reused_stream, tmp_path):
     assert summary["filter"] == {"contact_id": "contact-A", "transaction_id": None}
     assert [f["fragment_number"] for f in summary["fragments"]] == [str(FIRST_NUMBER + s) for s in (1, 0, 3)]
     first = summary["fragments"][0]
-    assert (first["index"], first["producer_ms"], first["server_ms"]) == (0, START_MS + SPAN_MS, START_MS + SPAN_MS + 170)
+    assert (first["index"], first["producer_ms"], first["server_ms"]) == \
+        (0, START_MS + SPAN_MS, START_MS + SPAN_MS + 170)
     assert (first["byte_offset"], first["size"]) == (0, len(connect(1)))
     assert first["tags"]["ContactId"] == "contact-A" and first["truncated"] is False
     assert first["tracks"] == {"AUDIO_TO_CUSTOMER": {"track_number": 2, "blocks": 16, "bytes": 16384},

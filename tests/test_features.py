@@ -14,6 +14,7 @@ only the rounding of ratios to 6 decimals.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,13 +22,11 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicelake.audio import Gap
-from dataclasses import replace
-
-from voicelake.analysis import features
-from voicelake.analysis.features import CLIP_LEVEL, ENERGY_V1, VAD_METHOD, VadConfig
 from schemas.tables import rows_to_table
 from tests.conftest import shared_path
+from voicelake.analysis import features
+from voicelake.analysis.features import CLIP_LEVEL, ENERGY_V1, VAD_METHOD, VadConfig
+from voicelake.audio import Gap
 
 RATE = 8000
 T0 = 1_715_698_800_000
@@ -242,7 +241,7 @@ def conversation_oracle(spans: list[list[tuple[int, int]]], lead: int = 300, hol
                          for o, other in enumerate(spans) if o != c
                          for a, b in other if a <= onset - lead and onset + hold <= b)
                      for c, segs in enumerate(spans)]
-    replies = [[t[1] - prev[2] for prev, t in zip(turns, turns[1:]) if t[0] == c]
+    replies = [[t[1] - prev[2] for prev, t in zip(turns, turns[1:], strict=True) if t[0] == c]
                for c in range(len(spans))]
     return turns, interruptions, replies
 
@@ -265,7 +264,7 @@ def test_random_conversations_match_the_plain_definitions(customer_parts, agent_
     # pauses >= 200 ms and runs >= 100 ms survive the VAD unchanged, so segments == spans
     spans = [frame_spans(customer_parts), frame_spans(agent_parts)]
     total_ms = max([b for s in spans for _, b in s] + [1000])
-    x = [speech(s, total_ms, amp) for s, amp in zip(spans, (16384, 8192))]
+    x = [speech(s, total_ms, amp) for s, amp in zip(spans, (16384, 8192), strict=True)]
     result = analyse_call(x, RATE, ["customer", "agent"])
     for c, ch_spans in enumerate(spans):
         assert [(s["start_ms"], s["end_ms"]) for s in result.segments if s["channel"] == c] == ch_spans
@@ -344,7 +343,7 @@ def test_default_features_on_real_calls(real_call):
     number, customer, agent = real_call
     result = analyse_call([customer, agent], RATE, ["customer", "agent"])
     call, channels, segments = result.call, result.channels, result.segments
-    for ch, x in zip(channels, (customer, agent)):
+    for ch, x in zip(channels, (customer, agent), strict=True):
         gate = oracle_gate(x)
         # both channels are quiet enough between words that the -45 dBFS floor is the threshold
         assert ch["vad_threshold_dbfs"] == -45.0 and ch["noise_floor_dbfs"] < -57
@@ -354,7 +353,7 @@ def test_default_features_on_real_calls(real_call):
         mine = [s for s in segments if s["channel"] == ch["channel"]]
         assert ch["talk_ms"] == sum(s["duration_ms"] for s in mine)
         assert all(s["duration_ms"] >= 100 for s in mine)
-        assert all(b["start_ms"] - a["end_ms"] >= 200 for a, b in zip(mine, mine[1:]))
+        assert all(b["start_ms"] - a["end_ms"] >= 200 for a, b in zip(mine, mine[1:], strict=True))
         clipped = np.count_nonzero(np.abs(x.astype(np.int32)) >= CLIP_LEVEL)
         assert ch["clipped_ratio"] == round(clipped / len(x), 6)
         assert 30 < ch["snr_db"] < 100 and -25 < ch["rms_dbfs_mean"] < -10

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.record_samples import CTR_BUCKET, CTR_HOUR_15, json_values, sample_bytes
 from voicelake.model import Failure
 from voicelake.records.firehose import Sourced, date_range, firehose_hour_prefixes, read_records, split_json_objects
 from voicelake.records.record_fields import REASONS
-from tests.record_samples import CTR_BUCKET, CTR_HOUR_15, json_values, sample_bytes
 
 
 def split(data: bytes) -> list[tuple[int, object]]:
@@ -65,7 +65,8 @@ def test_the_firehose_object_splits_into_its_three_ctrs_at_the_byte_of_each_brac
         "d419c45a-2c0d-4d1e-9602-22fbf88701ff"]
     assert data[1870:1872] == b"}{" and data[5465:5467] == b"}{"
     ends = [1871, 5466, len(data)]
-    assert [json.loads(data[offset:end]) for (offset, _), end in zip(items, ends)] == [obj for _, obj in items]
+    assert [json.loads(data[offset:end]) for (offset, _), end in zip(items, ends, strict=True)] == \
+        [obj for _, obj in items]
 
 
 def test_gzip_is_detected_by_magic_bytes_and_offsets_count_decompressed_bytes():
@@ -220,7 +221,8 @@ def test_a_broken_region_is_one_error_up_to_the_next_usable_record():
     # {"x":...} decodes but is followed by junk, so neither it nor the object nested in it is a record
     data = b'{"a":1}{"b":,}garbage{"x":{"y":1}}junk{"c":3}\n{"d":4}'
     assert split(data) == [(0, {"a": 1}), (7, "bad_json"), (38, {"c": 3}), (46, {"d": 4})]
-    assert str(dict(split_json_objects(data))[7]) == "not valid JSON (Expecting value); 31 bytes skipped to the next record"
+    assert str(dict(split_json_objects(data))[7]) == \
+        "not valid JSON (Expecting value); 31 bytes skipped to the next record"
 
 
 def test_a_record_cut_right_after_a_comma_takes_the_next_record_into_its_error():
@@ -264,7 +266,7 @@ separators = st.text(alphabet=" \t\r\n", max_size=4)
        gaps=st.lists(separators, min_size=9, max_size=9), ascii_only=st.booleans(), compress=st.booleans())
 def test_splitting_a_concatenation_returns_exactly_its_objects_at_their_offsets(objects, gaps, ascii_only, compress):
     data, expected = b"", []
-    for obj, gap in zip(objects, gaps):
+    for obj, gap in zip(objects, gaps, strict=True):
         data += gap.encode()
         expected.append((len(data), obj))
         data += json.dumps(obj, ensure_ascii=ascii_only).encode()

@@ -6,10 +6,10 @@ import random
 import botocore.exceptions
 import pytest
 
-from voicelake.media.kvs_client import ListedFragment, RateLimiter, RetryPolicy, is_retryable
-from voicelake.model import StreamSpan
 from pipeline.options import VoicelakeOptions, run_dates
 from transforms.fragment_ranges import clip_to_record, split_ranges
+from voicelake.media.kvs_client import ListedFragment, RateLimiter, RetryPolicy, is_retryable
+from voicelake.model import StreamSpan
 
 
 def client_error(code: str, status: int) -> botocore.exceptions.ClientError:

@@ -87,7 +87,7 @@ def seed_chime(store: KvsStore, stream: str, count: int, *, start_ms: int = T0, 
         producer_ms = server_ms + producer_skew_ms
         fragments.append(store.put_fragment(
             stream, producer_ms=producer_ms, server_ms=server_ms, duration_ms=step_ms,
-            make_chunk=lambda number: mkv_writer.chime_fragment(
+            make_chunk=lambda number, producer_ms=producer_ms, server_ms=server_ms: mkv_writer.chime_fragment(
                 fragment_number=number, producer_ms=producer_ms, server_ms=server_ms,
                 transaction_id="tx", voice_connector_id="vc", call_id="call",
                 pcm=bytes(mkv_writer.CHIME_BLOCK_BYTES)),
@@ -275,7 +275,7 @@ def test_connect_body_decodes_with_mkvextract_to_the_seeded_pcm(serve, store, tm
         start_ms = T0 + i * 256
         numbers.append(store.put_fragment(
             "connect", producer_ms=start_ms, server_ms=start_ms + 170, duration_ms=256,
-            make_chunk=lambda number: mkv_writer.connect_fragment(
+            make_chunk=lambda number, start_ms=start_ms: mkv_writer.connect_fragment(
                 fragment_number=number, producer_ms=start_ms, server_ms=start_ms + 170,
                 contact_id="contact-1", instance_id="instance-1", from_customer=from_pcm[-1],
                 to_customer=to_pcm[-1], to_customer_first=to_customer_first),

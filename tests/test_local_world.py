@@ -91,7 +91,7 @@ def test_pooled_streams_carry_several_calls_one_after_another(world):
             streams.setdefault(s["stream_arn"], []).append(call["call_id"])
     assert any(len(calls) > 1 for calls in streams.values())
     client = world.kvs_client()
-    for arn, calls in streams.items():
+    for arn in streams:
         listed = []
         for page in client.get_paginator("list_fragments").paginate(StreamARN=arn):
             listed += [f["FragmentNumber"] for f in page["Fragments"]]

@@ -19,11 +19,17 @@ from pathlib import Path
 import ebmlite
 import pytest
 
-from voicelake.media.mkv_parser import (
-    MAX_BUFFERED_SIZE, ErrorChunk, Fragment, ParseError, is_audio, iter_fragments, parse_bytes,
-)
 from runners.local import mkv_writer as w
 from tests.conftest import shared_path
+from voicelake.media.mkv_parser import (
+    MAX_BUFFERED_SIZE,
+    ErrorChunk,
+    Fragment,
+    ParseError,
+    is_audio,
+    iter_fragments,
+    parse_bytes,
+)
 
 # Every .mkv of ../shared/samples/kvs (PROVENANCE.md); test_sample_set_is_complete keeps this honest.
 SAMPLE_NAMES = [
@@ -218,7 +224,7 @@ def chunk_oracles(body: bytes, tmp: Path) -> list[tuple[int, ChunkOracle]]:
     path.write_bytes(body)
     starts = [0] + [el.offset for el in SCHEMA.load(str(path)) if el.name == "EBML"]
     oracles = []
-    for i, (start, end) in enumerate(zip(starts, starts[1:] + [len(body)])):
+    for i, (start, end) in enumerate(zip(starts, starts[1:] + [len(body)], strict=True)):
         part = tmp / f"chunk{i}.mkv"
         part.write_bytes(body[start:end])
         found, first_cluster, tags = _mkvinfo(part)
@@ -230,7 +236,7 @@ def check_against_mkvtoolnix(body: bytes, fragments: list[Fragment], tmp: Path) 
     oracles = chunk_oracles(body, tmp)
     assert [f.byte_offset for f in fragments] == [start for start, _ in oracles]
     assert [f.byte_offset + f.size for f in fragments] == [start for start, _ in oracles[1:]] + [len(body)]
-    for fragment, (_, oracle) in zip(fragments, oracles):
+    for fragment, (_, oracle) in zip(fragments, oracles, strict=True):
         by_number = {t.track_number: t for t in fragment.tracks.values()}
         numbers = {n for n, _, _ in oracle.frames} | set(oracle.extracted or {})
         assert numbers <= set(by_number)
@@ -285,7 +291,7 @@ def test_connect_tracks_are_keyed_by_name_in_either_number_order(to_customer_fir
     body, expected = connect_body(3, to_customer_first=to_customer_first)
     fragments = parse_bytes(body)
     assert len(fragments) == 3
-    for i, (fragment, want) in enumerate(zip(fragments, expected)):
+    for i, (fragment, want) in enumerate(zip(fragments, expected, strict=True)):
         assert fragment.index == i and not fragment.truncated and fragment.error is None
         assert fragment.fragment_number == want["number"]
         assert (fragment.producer_ms, fragment.server_ms) == (want["producer_ms"], want["producer_ms"] + 170)
@@ -358,7 +364,8 @@ def test_reused_stream_keeps_each_fragments_contact():
     a, _ = connect_body(2, contact_id="contact-A")
     b, _ = connect_body(2, contact_id="contact-B", first=2)
     c, _ = connect_body(1, contact_id="contact-A", first=4)
-    assert [f.tags["ContactId"] for f in parse_bytes(a + b + c)] == ["contact-A"] * 2 + ["contact-B"] * 2 + ["contact-A"]
+    assert [f.tags["ContactId"] for f in parse_bytes(a + b + c)] == \
+        ["contact-A"] * 2 + ["contact-B"] * 2 + ["contact-A"]
 
 
 def test_error_chunk_between_good_fragments():
@@ -702,7 +709,8 @@ def test_absurd_sizes():
 
 def test_sizes_beyond_a_sized_parent():
     tag = w.simple_tag("K", "v")
-    lying_tags = w._element_id(w.TAGS) + w.size_vint(3 + len(tag)) + w._element_id(w.TAG) + w.size_vint(len(tag) + 1) + tag + b"\x00"
+    lying_tags = (w._element_id(w.TAGS) + w.size_vint(3 + len(tag)) + w._element_id(w.TAG)
+                  + w.size_vint(len(tag) + 1) + tag + b"\x00")
     assert "beyond its parent" in error_of(unknown_segment(lying_tags)).message
     timecode, block = w.uint(w.TIMECODE, 0, 8), w.simple_block(1, 0, b"abcd")
     lying_cluster = w.element(w.CLUSTER, timecode + block[:-1], 1) + block[-1:]  # block 1 byte too long

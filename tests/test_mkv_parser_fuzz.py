@@ -14,9 +14,9 @@ import tracemalloc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voicelake.media.mkv_parser import ParseError, iter_fragments
 from runners.local import mkv_writer as w
 from tests.conftest import shared_path
+from voicelake.media.mkv_parser import ParseError, iter_fragments
 
 
 def _sample(name: str, limit: int | None = None) -> bytes:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from runners import engines
 from runners.local.seed import PREFIX_CTR, PREFIX_EVENTS, PREFIX_SDR
 from schemas.tables import TABLES

@@ -55,7 +55,7 @@ def test_channels_carry_exactly_the_seeded_pcm_before_normalisation(world, first
         wav = lake / f"audio/date={call['date']}/voice_connector_id={call['partition_id']}/{call['call_id']}.8k.wav"
         channels = raw_channels(wav)
         assert len(channels) == 2
-        for samples, expected in zip(channels, call["channels"]):
+        for samples, expected in zip(channels, call["channels"], strict=True):
             assert len(samples) == expected["samples"], call["call_id"]
             assert hashlib.sha256(samples.astype("<i2").tobytes()).hexdigest() == expected["sha256"]
 
@@ -247,5 +247,5 @@ def test_calls_spread_over_larger_stream_pools_land_exactly_like_the_demo_pools(
     assert summary["calls"] == len(world.truth.calls) == 8
     for call in world.truth.calls:
         wav = lake / f"audio/date={call['date']}/voice_connector_id={call['partition_id']}/{call['call_id']}.8k.wav"
-        for samples, expected in zip(raw_channels(wav), call["channels"]):
+        for samples, expected in zip(raw_channels(wav), call["channels"], strict=True):
             assert hashlib.sha256(samples.astype("<i2").tobytes()).hexdigest() == expected["sha256"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from voicelake.records.record_fields import RECORD_ID, REASONS, VOICE_CONNECTOR_ID, iso_to_ms, safe_path_part, utc_date
 from tests.record_samples import TX_A, VC_ID
+from voicelake.records.record_fields import REASONS, RECORD_ID, VOICE_CONNECTOR_ID, iso_to_ms, safe_path_part, utc_date
 
 
 @pytest.mark.parametrize("text, ms", [

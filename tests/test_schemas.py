@@ -14,14 +14,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from voicelake.audio import Gap
-from voicelake.analysis.features import analyse_call
 from runners.local.conversation import SPEECH_DIR, read_wav_s16
 from schemas import athena
 from schemas.tables import (
-    DESCRIPTION, PARTITION_COLUMNS, TABLES, TIMESTAMP, athena_type, col, describe_markdown,
-    lint_schema, rows_to_table, table,
+    DESCRIPTION,
+    PARTITION_COLUMNS,
+    TABLES,
+    TIMESTAMP,
+    athena_type,
+    col,
+    describe_markdown,
+    lint_schema,
+    rows_to_table,
+    table,
 )
+from voicelake.analysis.features import analyse_call
+from voicelake.audio import Gap
 
 T0 = 1_715_698_800_000  # 2024-05-14T15:00:00Z
 
@@ -360,10 +368,13 @@ def test_every_table_round_trips_through_hive_partitioned_parquet_and_duckdb(tmp
             f"SELECT * FROM read_parquet('{tmp_path / name}/*/*/*.parquet', hive_partitioning=true,"
             " hive_types={'date': 'VARCHAR', 'voice_connector_id': 'VARCHAR'})")
         columns = [d[0] for d in result.description]
-        got = [dict(zip(columns, values)) for values in result.fetchall()]
+        got = [dict(zip(columns, values, strict=True)) for values in result.fetchall()]
         want = [{**{f.name: _as_read(f, row.get(f.name)) for f in TABLES[name]},
                  "date": "2024-05-14", "voice_connector_id": "abc"} for row in rows]
-        key = lambda r: tuple(str(r[k]) for k in TABLES[name].names[:4])
+        leading = TABLES[name].names[:4]
+
+        def key(r, leading=leading):
+            return tuple(str(r[k]) for k in leading)
         assert sorted(got, key=key) == sorted(want, key=key), name
 
 

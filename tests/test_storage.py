@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from transforms.lake_sink import _RemoveStale, remove_unwritten
-from voicelake.layout import Partition
 from voicelake import storage
+from voicelake.layout import Partition
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -145,7 +145,7 @@ def test_noise_at_10_db_snr_keeps_the_talk_of_the_clean_call(kind):
     clean = analyse(channels)
     rng = np.random.default_rng(11)
     noisy_channels = [sounds.add_noise(x, sounds.frames_of(s, len(x)), kind, 10.0, rng)
-                      for x, s in zip(channels, spans)]
+                      for x, s in zip(channels, spans, strict=True)]
     noisy = analyse(noisy_channels)
     gate = analyse(noisy_channels, ENERGY_V1)
     for c in range(2):

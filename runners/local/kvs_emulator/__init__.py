@@ -56,7 +56,8 @@ What it imitates, and the choices made where the real service is not documented:
   throttling and HTTP 500 ``InternalFailure`` for ListFragments and GetMediaForFragmentList;
   for GetMediaForFragmentList also a connection reset (RST) inside a fragment, a clean truncation
   inside a fragment, a clean end of body between two SimpleBlocks (what arrives parses without
-  error: only the listing tells that the last fragment is short), and single fragments replaced by the in-band error chunk with ``ERROR_ID=3000``.
+  error: only the listing tells that the last fragment is short), and single fragments replaced by
+  the in-band error chunk with ``ERROR_ID=3000``.
   That is exactly what aws/aws-sdk-js#3217 shows for a fragment that was not yet consistent (kvs.md §1.5).
 
 The control plane is the minimum the pipeline needs.  CreateStream ignores DeviceName, KmsKeyId,

@@ -13,7 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from runners.local.kvs_emulator.faults import Faults
 from runners.local.kvs_emulator.service import KvsService, MediaResponse
 from runners.local.kvs_emulator.wire import (
-    LAST_CHUNK, ApiError, JsonAnswer, error_answer, http_chunk, json_answer, media_headers, parse_body,
+    LAST_CHUNK,
+    ApiError,
+    JsonAnswer,
+    error_answer,
+    http_chunk,
+    json_answer,
+    media_headers,
+    parse_body,
 )
 from runners.local.kvs_store import KvsStore
 
@@ -28,7 +35,7 @@ class KvsRequestHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"  # keep-alive like AWS endpoints, and needed for chunked bodies
     server_version = "voicelake-kvs-emulator"
-    server: "_HttpServer"
+    server: _HttpServer
 
     def date_time_string(self, timestamp=None) -> str:
         """The Date header, on the emulator's clock: as AWS does, it says when the service answered,
@@ -145,7 +152,7 @@ class KvsEmulator:
     def now_ms(self, value: int | None) -> None:
         self.service.now_ms = value
 
-    def start(self) -> "KvsEmulator":
+    def start(self) -> KvsEmulator:
         self._thread = threading.Thread(
             target=self.serve_forever, name=f"kvs-emulator:{self.port}", daemon=True
         )
@@ -162,7 +169,7 @@ class KvsEmulator:
             self._thread = None
         self._server.server_close()
 
-    def __enter__(self) -> "KvsEmulator":
+    def __enter__(self) -> KvsEmulator:
         return self if self._thread is not None else self.start()
 
     def __exit__(self, *exc_info) -> None:

@@ -12,15 +12,22 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Iterator
 
 from runners.local import mkv_writer
 from runners.local.kvs_emulator.faults import FaultInjector, Faults, StreamFault
 from runners.local.kvs_emulator.wire import (
-    ApiError, bounded_int, decode_token, encode_token, fragment_json, invalid, parse_selector,
-    stream_info_json, throttled,
+    ApiError,
+    bounded_int,
+    decode_token,
+    encode_token,
+    fragment_json,
+    invalid,
+    parse_selector,
+    stream_info_json,
+    throttled,
 )
 from runners.local.kvs_store import STREAM_NAME, Fragment, KvsStore, StreamInfo
 
