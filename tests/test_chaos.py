@@ -3,10 +3,13 @@ in retention lands in calls with its exact audio, every expired call fails as ou
 nothing is lost or doubled, and a second run (meeting other faults) writes the same bytes."""
 from __future__ import annotations
 
+import pytest
+
 from pipeline.run import run
 from runners.local.chaos import hostile_night
 
 
+@pytest.mark.long
 def test_a_hostile_night_lands_whole_and_twice_the_same(s3_server, tmp_path):
     report = hostile_night(tmp_path, s3_server, run, connect_calls=5, chime_calls=5, call_seconds=20,
                            expired=2, seed=3, extra_args=("--max_attempts=10",))
@@ -18,6 +21,7 @@ def test_a_hostile_night_lands_whole_and_twice_the_same(s3_server, tmp_path):
     assert report.identical_reruns
 
 
+@pytest.mark.long
 def test_calls_partly_past_retention_fail_as_outside_retention_not_as_lost_media(s3_server, tmp_path):
     """The retention start falls inside the last expired call: its record's start fragment is asked
     for, KVS answers FRAGMENT_NOT_FOUND in-band, and the stream's DataRetentionInHours against the

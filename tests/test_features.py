@@ -241,7 +241,7 @@ def conversation_oracle(spans: list[list[tuple[int, int]]], lead: int = 300, hol
                          for o, other in enumerate(spans) if o != c
                          for a, b in other if a <= onset - lead and onset + hold <= b)
                      for c, segs in enumerate(spans)]
-    replies = [[t[1] - prev[2] for prev, t in zip(turns, turns[1:], strict=True) if t[0] == c]
+    replies = [[t[1] - prev[2] for prev, t in zip(turns, turns[1:], strict=False) if t[0] == c]
                for c in range(len(spans))]
     return turns, interruptions, replies
 
@@ -353,7 +353,7 @@ def test_default_features_on_real_calls(real_call):
         mine = [s for s in segments if s["channel"] == ch["channel"]]
         assert ch["talk_ms"] == sum(s["duration_ms"] for s in mine)
         assert all(s["duration_ms"] >= 100 for s in mine)
-        assert all(b["start_ms"] - a["end_ms"] >= 200 for a, b in zip(mine, mine[1:], strict=True))
+        assert all(b["start_ms"] - a["end_ms"] >= 200 for a, b in zip(mine, mine[1:], strict=False))
         clipped = np.count_nonzero(np.abs(x.astype(np.int32)) >= CLIP_LEVEL)
         assert ch["clipped_ratio"] == round(clipped / len(x), 6)
         assert 30 < ch["snr_db"] < 100 and -25 < ch["rms_dbfs_mean"] < -10

@@ -266,7 +266,7 @@ separators = st.text(alphabet=" \t\r\n", max_size=4)
        gaps=st.lists(separators, min_size=9, max_size=9), ascii_only=st.booleans(), compress=st.booleans())
 def test_splitting_a_concatenation_returns_exactly_its_objects_at_their_offsets(objects, gaps, ascii_only, compress):
     data, expected = b"", []
-    for obj, gap in zip(objects, gaps, strict=True):
+    for obj, gap in zip(objects, gaps, strict=False):  # one gap more than objects, at most
         data += gap.encode()
         expected.append((len(data), obj))
         data += json.dumps(obj, ensure_ascii=ascii_only).encode()
