@@ -28,6 +28,6 @@ def test_an_error_without_a_name_in_its_text_gets_its_type_and_a_long_one_is_cut
 
 
 def test_the_log_file_is_read_in_either_spelling_and_may_be_absent():
-    assert option_value(["--date=2024-05-14", "--log_file=/tmp/a.log"], "--log_file") == "/tmp/a.log"
-    assert option_value(["--log_file", "/tmp/b.log", "--date=2024-05-14"], "--log_file") == "/tmp/b.log"
+    assert option_value(["--date=2024-05-14", "--log_file=logs/a.log"], "--log_file") == "logs/a.log"
+    assert option_value(["--log_file", "logs/b.log", "--date=2024-05-14"], "--log_file") == "logs/b.log"
     assert option_value(["--date=2024-05-14", "--log_file"], "--log_file") is None

@@ -57,12 +57,12 @@ def test_each_stage_says_what_it_outputs(built, label, expected):
     assert built[label] == expected
 
 
-@pytest.mark.parametrize("transform, wrong", [
-    (PlanFragmentRanges(), 7),
-    (FetchStreams("/tmp/lake"), "not a range"),
-    (AnalyseCalls("/tmp/lake"), 3.5),
+@pytest.mark.parametrize("make, wrong", [
+    (lambda lake: PlanFragmentRanges(), 7),
+    (FetchStreams, "not a range"),
+    (AnalyseCalls, 3.5),
 ])
-def test_a_stage_given_the_wrong_elements_fails_when_the_graph_is_built(transform, wrong):
+def test_a_stage_given_the_wrong_elements_fails_when_the_graph_is_built(tmp_path, make, wrong):
     p = beam.Pipeline()
     with pytest.raises(TypeCheckError):
-        _ = p | beam.Create([wrong]) | transform
+        _ = p | beam.Create([wrong]) | make(str(tmp_path))
