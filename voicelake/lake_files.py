@@ -61,14 +61,11 @@ def decode_shard(data: bytes) -> pa.Table:
 def write_call_rows(root: str, *, date: str, partition: str, source: str, call_id: str,
                     rows: dict[str, list[dict]], wavs: Iterable[str], partial: bool) -> CallRows:
     """Write a landed call's shards (one per table that has rows) and return what the sink needs."""
-    written = []
-    for table in CALL_TABLES:
-        if rows.get(table):
-            storage.write_bytes(layout.row_shard(root, table, date, partition, source, call_id),
-                                encode_shard(table, rows[table]))
-            written.append(table)
-    return CallRows(date=date, partition=partition, source=source, call_id=call_id,
-                    tables=tuple(written), wavs=tuple(wavs), partial=partial)
+    note = CallRows(date=date, partition=partition, source=source, call_id=call_id,
+                    tables=tuple(t for t in CALL_TABLES if rows.get(t)), wavs=tuple(wavs), partial=partial)
+    for table in note.tables:
+        storage.write_bytes(shard_path(root, table, note), encode_shard(table, rows[table]))
+    return note
 
 
 def shard_path(root: str, table: str, call: CallRows) -> str:
