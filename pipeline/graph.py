@@ -12,12 +12,14 @@ from transforms.fetch_media import FetchStreams
 from transforms.fragment_ranges import PlanFragmentRanges
 from transforms.lake_sink import WriteLake
 from transforms.read_records import ReadChimeCalls, ReadConnectCalls
+from voicelake import storage
 
 
 def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:
     dates = run_dates(opts)
     if not opts.output:
         raise ValueError("--output is required")
+    root = storage.absolute(opts.output)  # every stage names the same files the same way
     calls, failures = [], []
     if opts.ctr_prefix:
         connect, bad = p | "ConnectCalls" >> ReadConnectCalls(
@@ -40,12 +42,12 @@ def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:
         fragments_per_range=opts.fragments_per_range, max_attempts=opts.max_attempts,
         retry_budget_s=opts.kvs_retry_budget_s)
     audio = ranges | "FetchMedia" >> FetchStreams(
-        opts.output, endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region,
+        root, endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region,
         max_attempts=opts.max_attempts, retry_budget_s=opts.kvs_retry_budget_s)
     landed, bad_audio = audio | "Analyse" >> AnalyseCalls(
-        opts.output, target_sample_rate=opts.target_sample_rate,
+        root, target_sample_rate=opts.target_sample_rate,
         allow_missing_fragments=opts.allow_missing_fragments,
         write_raw_channels=opts.write_raw_channels, vad=vad_config(opts))
     failure_rows = ((*failures, bad_calls, bad_audio) | "AllFailures" >> beam.Flatten()
                     | "FailureRows" >> FailureRows(dates))
-    (landed, failure_rows) | "Lake" >> WriteLake(opts.output, dates)
+    (landed, failure_rows) | "Lake" >> WriteLake(root, dates)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import time
 import wave
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -249,3 +250,15 @@ def test_calls_spread_over_larger_stream_pools_land_exactly_like_the_demo_pools(
         wav = lake / f"audio/date={call['date']}/voice_connector_id={call['partition_id']}/{call['call_id']}.8k.wav"
         for samples, expected in zip(raw_channels(wav), call["channels"], strict=True):
             assert hashlib.sha256(samples.astype("<i2").tobytes()).hexdigest() == expected["sha256"]
+
+
+def test_a_relative_output_keeps_every_wav_it_wrote(world, tmp_path, monkeypatch):
+    """--output as an operator types it (relative to where they stand) names the same lake for
+    every stage: the WAVs the run wrote are the ones it keeps."""
+    monkeypatch.chdir(tmp_path)
+    summary = run(pipeline_args(world, Path("lake")))
+    wavs = sorted((tmp_path / "lake" / "audio").rglob("*.wav"))
+    assert summary["calls"] == len(world.truth.calls)
+    assert len(wavs) == 2 * len(world.truth.calls)  # the ML WAV and the 8 kHz source WAV
+    assert {row["wav_path"] for row in table(tmp_path / "lake", "calls")} == \
+        {str(p) for p in wavs if not p.name.endswith(".8k.wav")}

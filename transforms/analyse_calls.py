@@ -10,7 +10,6 @@ on, so nothing downstream holds them either.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 
 import apache_beam as beam
@@ -78,9 +77,7 @@ def call_rows(call: CallSpec, streams, plan, analysis, *, target_rate: int, wav_
 class _AnalyseCall(beam.DoFn):
     def __init__(self, root: str, *, target_sample_rate: int, allow_missing_fragments: bool,
                  write_raw_channels: bool, vad: features.VadConfig):
-        # the lake's own location, so calls.wav_path is a URI an analyst can open from a query
-        self.root = root if storage.is_s3(root) else os.path.abspath(root)
-        self.scratch_root = root  # the row shards are where the sink, given the same root, looks
+        self.root = root
         self.target = target_sample_rate
         self.allow_missing, self.write_raw = allow_missing_fragments, write_raw_channels
         self.vad = vad
@@ -132,13 +129,16 @@ class _AnalyseCall(beam.DoFn):
         rows = call_rows(call, streams, plan, analysis, target_rate=self.target, wav_path=paths[0],
                          missing=missing)
         return lake_files.write_call_rows(
-            self.scratch_root, date=call.date, partition=call.partition_id, source=call.source,
+            self.root, date=call.date, partition=call.partition_id, source=call.source,
             call_id=call.call_id, rows=rows, wavs=paths, partial=rows["calls"][0]["partial"])
 
 
 @beam.typehints.with_input_types(tuple[str, StreamAudio])
 class AnalyseCalls(beam.PTransform):
-    """(call key, StreamAudio) -> a ``CallRows`` per landed call (main), Failures (``failures``)."""
+    """(call key, StreamAudio) -> a ``CallRows`` per landed call (main), Failures (``failures``).
+
+    ``root`` is the lake as ``calls.wav_path`` names it: absolute for a local lake
+    (``storage.absolute``), so an analyst can open the WAV from a query."""
 
     def __init__(self, root: str, *, target_sample_rate=16000, allow_missing_fragments=False,
                  write_raw_channels=False, vad: features.VadConfig = features.VadConfig()):

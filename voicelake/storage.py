@@ -32,6 +32,12 @@ def is_s3(path: str) -> bool:
     return False
 
 
+def absolute(path: str) -> str:
+    """An s3:// location as it is, a local one made absolute: one name for the same place in every
+    stage and worker, whatever their working directory, and a path an analyst can open later."""
+    return path if is_s3(path) else os.path.abspath(path)
+
+
 def split_s3(path: str) -> tuple[str, str]:
     bucket, _, key = path[len("s3://"):].partition("/")
     return bucket, key
