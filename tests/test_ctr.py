@@ -20,7 +20,7 @@ from tests.record_samples import (
     json_values,
     sample_bytes,
 )
-from voicelake.model import CallSpec, Failure, StreamSpan
+from voicelake.model import CallSpec, ContactTimes, Failure, StreamSpan
 from voicelake.records.ctr import ConnectAttributeKeys, connect_calls, ctr_version, dedupe_key, latest_ctr
 from voicelake.records.firehose import Sourced, read_records
 from voicelake.records.record_fields import REASONS, iso_to_ms
@@ -49,7 +49,10 @@ def test_the_ivr_only_contact_becomes_one_call_on_its_kvs_recording():
             stop_fragment="91343852333181483502535128804419650097256309727"),),
         tag_name="ContactId", source_key=CTR_HOUR_15, source_offset=0,
         attributes=(("initiation_method", "INBOUND"), ("disconnect_reason", "CONTACT_FLOW_DISCONNECT"),
-                    ("last_update_ms", "1715699163000"), ("kvs_source", "recordings")))]
+                    ("last_update_ms", "1715699163000"), ("kvs_source", "recordings")),
+        # an IVR-only contact: no Queue, no Agent, so no conversation to measure
+        contact=ContactTimes(initiation_method="INBOUND", recording_start_ms=1715699076000,
+                             connected_to_system_ms=1715699071000, disconnect_ms=1715699162000))]
 
 
 def test_a_contact_with_s3_and_kvs_recordings_and_stream_attributes_uses_the_kvs_recording():
@@ -60,7 +63,16 @@ def test_a_contact_with_s3_and_kvs_recordings_and_stream_attributes_uses_the_kvs
     assert (call.start_ms, call.end_ms, call.source_offset) == (1715698865000, 1715699204000, 1871)
     assert call.attributes == (("initiation_method", "INBOUND"), ("disconnect_reason", "CUSTOMER_DISCONNECT"),
                                ("agent_username", "agent.rivera"), ("queue_name", "BasicQueue"),
+                               ("routing_profile", "Basic Routing Profile"),
                                ("last_update_ms", "1715699246000"), ("kvs_source", "recordings"))
+    assert call.contact == ContactTimes(
+        initiation_method="INBOUND", recording_start_ms=1715698865000,
+        connected_to_system_ms=iso_to_ms("2024-05-14T15:01:02Z"),
+        enqueue_ms=iso_to_ms("2024-05-14T15:01:40Z"), dequeue_ms=iso_to_ms("2024-05-14T15:02:10Z"),
+        connected_to_agent_ms=iso_to_ms("2024-05-14T15:02:10Z"),
+        after_contact_work_start_ms=iso_to_ms("2024-05-14T15:06:44Z"),
+        disconnect_ms=iso_to_ms("2024-05-14T15:06:44Z"), hold_count=1, hold_ms=35_000)
+    assert call.contact.agent_end_ms == iso_to_ms("2024-05-14T15:06:44Z")
 
 
 def test_a_reused_stream_gives_the_later_contact_its_own_fragments_whatever_the_media_stream_type():
@@ -70,6 +82,23 @@ def test_a_reused_stream_gives_the_later_contact_its_own_fragments_whatever_the_
                                        stop_fragment="91343852333181419805104493118201755733012268479"),)
     assert dict(call.attributes)["queue_name"] == "BasicQueue"
     assert "agent_username" not in dict(call.attributes)
+    assert call.contact.connected_to_agent_ms is None  # abandoned in the queue: no conversation
+
+
+def test_no_phone_number_or_contact_attribute_reaches_the_call():
+    record = ctr_by_contact("3e1a9b42-f5fb-49f0-ad1b-05d97491bc66")
+    [call] = connect_calls(record, source_key=CTR_HOUR_15, offset=1871)
+    carried = repr(call.attributes) + repr(call.contact)
+    assert record["CustomerEndpoint"]["Address"] not in carried
+    assert not any(str(v) in carried for v in (record.get("Attributes") or {}).values() if len(str(v)) > 3)
+
+
+def test_an_unreadable_phase_mark_costs_the_contact_that_mark_not_its_audio():
+    record = dict(ctr_by_contact("3e1a9b42-f5fb-49f0-ad1b-05d97491bc66"))
+    record["Agent"] = dict(record["Agent"], ConnectedToAgentTimestamp="yesterday", NumberOfHolds="one")
+    [call] = connect_calls(record, source_key=CTR_HOUR_15, offset=1871)
+    assert call.contact.connected_to_agent_ms is None and call.contact.hold_count is None
+    assert call.contact.hold_ms == 35_000
 
 
 def test_a_redelivered_ctr_dedupes_to_one_call_with_the_newer_update():

@@ -46,6 +46,35 @@ class StreamSpan:
 
 
 @dataclass(frozen=True)
+class ContactTimes:
+    """What an Amazon Connect CTR says of a contact's phases (``../shared/domain/phases.md`` §2):
+    epoch ms on Connect's clock, whole seconds; None where the CTR has no such field.
+
+    ``recording_start_ms`` is the KVS recording's ``StartTimestamp`` on that clock: the one mark
+    whose media time is known (the stream's first sample), so it anchors the others on the media.
+    """
+    initiation_method: str | None = None
+    recording_start_ms: int | None = None
+    connected_to_system_ms: int | None = None
+    enqueue_ms: int | None = None
+    dequeue_ms: int | None = None
+    connected_to_agent_ms: int | None = None
+    after_contact_work_start_ms: int | None = None
+    transfer_completed_ms: int | None = None
+    disconnect_ms: int | None = None
+    hold_count: int | None = None  # Agent.NumberOfHolds
+    hold_ms: int | None = None  # Agent.CustomerHoldDuration x 1000
+
+    @property
+    def agent_end_ms(self) -> int | None:
+        """Where the conversation ends: the first of after-contact work, a completed transfer and
+        the disconnect."""
+        ends = [t for t in (self.after_contact_work_start_ms, self.transfer_completed_ms,
+                            self.disconnect_ms) if t is not None]
+        return min(ends) if ends else None
+
+
+@dataclass(frozen=True)
 class CallSpec:
     source: str  # CONNECT or CHIME
     call_id: str  # Connect ContactId or Chime TransactionId
@@ -58,6 +87,7 @@ class CallSpec:
     source_key: str  # the record's object key
     source_offset: int = 0  # byte offset of the record inside that object
     attributes: tuple[tuple[str, str], ...] = field(default=())  # direction, sip_call_id, ...
+    contact: ContactTimes | None = None  # Connect: the CTR's phase marks; Chime: None (one phase)
 
 
 @dataclass(frozen=True)

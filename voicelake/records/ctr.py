@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from voicelake.model import CONNECT, CallSpec, Failure, StreamSpan
+from voicelake.model import CONNECT, CallSpec, ContactTimes, Failure, StreamSpan
 from voicelake.records.firehose import Sourced
 from voicelake.records.record_fields import (
     RECORD_ID,
@@ -94,7 +94,8 @@ def _connect_calls(ctr: dict, keys: ConnectAttributeKeys, source_key: str, offse
     return [CallSpec(source=CONNECT, call_id=contact_id, partition_id=instance_id, date=utc_date(start_ms),
                      start_ms=start_ms, end_ms=end_ms, streams=spans, tag_name="ContactId",
                      source_key=source_key, source_offset=offset,
-                     attributes=_connect_attributes(ctr, kvs_source))]
+                     attributes=_connect_attributes(ctr, kvs_source),
+                     contact=contact_times(ctr, pending[0].start_ms if kvs_source == "recordings" else None))]
 
 
 def _instance_id(value: object) -> str:
@@ -167,9 +168,50 @@ def _contact_window(ctr: dict) -> tuple[int, int]:
     return start_ms, end_ms
 
 
+def _part(ctr: dict, name: str) -> dict:
+    """``Agent`` or ``Queue``: null on a contact that never reached one."""
+    value = ctr.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _mark(value: object) -> int | None:
+    """A phase timestamp, or None when absent or unreadable: a bad phase mark costs the contact its
+    phases (it falls back to one phase, ``call``), never its audio."""
+    try:
+        return iso_field(value, "phase mark")
+    except Rejected:
+        return None
+
+
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def contact_times(ctr: dict, recording_start_ms: int | None) -> ContactTimes:
+    """The CTR's phase marks (``ContactTimes``); ``recording_start_ms`` is the KVS recording's
+    StartTimestamp when the CTR lists one (attribute-sourced streams carry no Connect-clock time)."""
+    agent, queue = _part(ctr, "Agent"), _part(ctr, "Queue")
+    holds, hold_s = _whole(agent.get("NumberOfHolds")), _whole(agent.get("CustomerHoldDuration"))
+    method = ctr.get("InitiationMethod")
+    return ContactTimes(
+        initiation_method=method if isinstance(method, str) and method else None,
+        recording_start_ms=recording_start_ms,
+        connected_to_system_ms=_mark(ctr.get("ConnectedToSystemTimestamp")),
+        enqueue_ms=_mark(queue.get("EnqueueTimestamp")),
+        dequeue_ms=_mark(queue.get("DequeueTimestamp")),
+        connected_to_agent_ms=_mark(agent.get("ConnectedToAgentTimestamp")),
+        after_contact_work_start_ms=_mark(agent.get("AfterContactWorkStartTimestamp")),
+        transfer_completed_ms=_mark(ctr.get("TransferCompletedTimestamp")),
+        disconnect_ms=_mark(ctr.get("DisconnectTimestamp")),
+        hold_count=holds,
+        hold_ms=None if hold_s is None else hold_s * 1000)
+
+
 def _connect_attributes(ctr: dict, kvs_source: str) -> tuple[tuple[str, str], ...]:
-    agent = ctr.get("Agent") if isinstance(ctr.get("Agent"), dict) else {}
-    queue = ctr.get("Queue") if isinstance(ctr.get("Queue"), dict) else {}
+    """Who took the contact and where it waited. Phone numbers, names and contact attributes are
+    personal data (phases.md §5) and never leave the record."""
+    agent, queue = _part(ctr, "Agent"), _part(ctr, "Queue")
+    routing = agent.get("RoutingProfile") if isinstance(agent.get("RoutingProfile"), dict) else {}
     try:
         last_update = str(iso_to_ms(ctr.get("LastUpdateTimestamp")))
     except ValueError:
@@ -178,7 +220,9 @@ def _connect_attributes(ctr: dict, kvs_source: str) -> tuple[tuple[str, str], ..
              ("disconnect_reason", ctr.get("DisconnectReason")),
              ("agent_username", agent.get("Username")),
              ("queue_name", queue.get("Name")),
+             ("routing_profile", routing.get("Name")),
              ("initial_contact_id", ctr.get("InitialContactId")),
+             ("previous_contact_id", ctr.get("PreviousContactId")),
              ("last_update_ms", last_update),
              ("kvs_source", kvs_source))
     return tuple((name, value) for name, value in pairs if isinstance(value, str) and value)
