@@ -144,6 +144,37 @@ CALLS = table(
                                            "unless exactly one channel is the agent."),
     col("gap_ms", pa.int64(), "Silence-filled holes in the audio summed over all channels, in ms "
                               "(one row each in gaps)."),
+    col("conversation_start_ms", pa.int64(), "Start of the conversation (the agent phase, or the "
+        "whole of a one-phase call), ms after start_time, every talk, overlap, non-talk, silence, "
+        "turn and interruption column is measured over it. Null: no agent."),
+    col("conversation_end_ms", pa.int64(), "End of the conversation (exclusive), ms after "
+                                           "start_time, null when the contact reached no agent."),
+    *(col(f"{phase}_ms", pa.int64(), f"Audio of the {phase} phase the stream holds, in ms (0 when "
+          "it holds none), null for a one-phase call (Chime, or no CTR phase marks). See phases.")
+      for phase in ("ivr", "queue", "agent", "after")),
+    col("hold_ms", pa.int64(), "Time on hold inside the conversation found in the audio (music or "
+                               "silence to the caller, no agent speech), in ms, the CTR total when "
+                               "the audio cannot tell, null when not looked for."),
+    col("hold_count", pa.int32(), "Holds found inside the conversation (one row each in phases, "
+                                  "when the audio places them), null when not looked for."),
+    col("hold_ms_ctr", pa.int64(), "The CTR Agent.CustomerHoldDuration x 1000 (whole seconds), "
+                                   "null when the CTR has none."),
+    col("hold_count_ctr", pa.int32(), "The CTR Agent.NumberOfHolds, null when the CTR has none."),
+    col("agent_username", pa.string(), "Connect: the CTR Agent.Username (an employee: personal "
+                                       "data), null when no agent took the contact."),
+    col("queue_name", pa.string(), "Connect: the CTR Queue.Name, null when the contact never "
+                                   "queued."),
+    col("routing_profile", pa.string(), "Connect: the agent routing profile name "
+                                        "(Agent.RoutingProfile.Name)."),
+    col("initiation_method", pa.string(), "Connect: InitiationMethod (INBOUND, OUTBOUND, "
+                                          "TRANSFER, CALLBACK, API, ...)."),
+    col("disconnect_reason", pa.string(), "Connect: DisconnectReason, e.g. CUSTOMER_DISCONNECT."),
+    col("initial_contact_id", pa.string(), "Connect: InitialContactId, the first contact of a "
+                                           "chain of transfers, null for the first."),
+    col("previous_contact_id", pa.string(), "Connect: PreviousContactId, the contact this one was "
+                                            "transferred from, null for the first."),
+    col("direction", pa.string(), "Chime: the streaming events direction (Inbound or Outbound), "
+                                  "null for Connect (see initiation_method)."),
 )
 
 CHANNELS = table(
@@ -162,21 +193,21 @@ CHANNELS = table(
                                        "dropped."),
     col("non_speech_ms", pa.int64(), "Sound that is not speech, in ms: frames of the level gate "
                                      "segments (above vad_threshold_dbfs) farther than 200 ms "
-                                     "from any speech segment, e.g. hold music, prompts, noise; "
+                                     "from any speech segment, e.g. hold music, prompts, noise, "
                                      "null for energy-v1."),
     col("segment_count", pa.int32(), "Number of speech segments (rows in segments)."),
     col("rms_dbfs_mean", pa.float64(), "Speech level: mean power over the speech of the channel, "
-                                       "dBFS (0 = full-scale square wave); null without speech."),
+                                       "dBFS (0 = full-scale square wave), null without speech."),
     col("rms_dbfs_p95", pa.float64(), "95th percentile of the 20 ms frame levels within speech, "
-                                      "dBFS; null without speech."),
-    col("peak_dbfs", pa.float64(), "Largest absolute sample, dBFS; -120 means digital silence."),
+                                      "dBFS, null without speech."),
+    col("peak_dbfs", pa.float64(), "Largest absolute sample, dBFS, -120 means digital silence."),
     col("noise_floor_dbfs", pa.float64(), "Noise estimate: 10th percentile of the 20 ms frame "
                                           "levels, dBFS (-120 = digital silence)."),
     col("vad_threshold_dbfs", pa.float64(), "Level gate: max(-45, noise_floor_dbfs + 12) dBFS. "
-                                            "energy-v1 counts frames above it as speech; with "
+                                            "energy-v1 counts frames above it as speech, with "
                                             "the neural VAD, rejected frames above it are "
                                             "non_speech_ms."),
-    col("snr_db", pa.float64(), "Signal-to-noise estimate: rms_dbfs_mean - noise_floor_dbfs, dB; "
+    col("snr_db", pa.float64(), "Signal-to-noise estimate: rms_dbfs_mean - noise_floor_dbfs, dB, "
                                 "null without speech."),
     col("longest_silence_ms", pa.int64(), "Longest stretch without speech on this channel, in ms, "
                                           "edges included."),
@@ -193,7 +224,7 @@ CHANNELS = table(
                                        "its last segment end, in ms."),
     col("reply_gap_ms_p50", pa.int64(), "Median ms from the end of the previous turn of another "
                                         "channel to the start of a turn of this one (negative: "
-                                        "started before the other ended); null if none."),
+                                        "started before the other ended), null if none."),
     col("interruptions", pa.int32(), "Segment starts of this channel while another channel had "
                                      "been in one segment for at least 300 ms and stayed in it "
                                      "at least 300 ms more (backchannels count)."),
@@ -208,6 +239,29 @@ SEGMENTS = table(
     *_span("segment"),
     col("rms_dbfs", pa.float64(), "Mean power of the segment, dBFS."),
     col("peak_dbfs", pa.float64(), "Largest absolute sample in the segment, dBFS."),
+    col("phase", pa.string(), "Phase the middle of the segment lies in: ivr, queue, agent, after, "
+                              "call, or hold (inside agent). Conversation metrics count only "
+                              "agent and call segments."),
+)
+
+PHASES = table(
+    "One row per phase of a call (ivr, queue, agent, after for Connect, call for a one-phase "
+    "call) and per hold inside agent, with the talk of each side and non-speech sound within it.",
+    *_identity(),
+    col("phase", pa.string(), "ivr, queue, agent, after, call or hold (a hold lies inside the "
+                              "agent phase, which also counts its time).", nullable=False),
+    *_span("phase"),
+    col("boundary", pa.string(), "What placed the interval: ctr (the CTR marks, whole seconds), "
+                                 "audio (found in the audio alone) or ctr+audio (a CTR mark moved "
+                                 "by the audio, or a hold found in the audio and checked against "
+                                 "the CTR totals)."),
+    col("talk_ms_customer", pa.int64(), "Speech of the customer channel within the interval, ms."),
+    col("talk_ms_agent", pa.int64(), "Speech of the agent channel (prompts, announcements and "
+                                     "agent alike) within the interval, ms."),
+    col("non_speech_ms_customer", pa.int64(), "Sound the VAD rejects on the customer channel "
+                                              "within the interval, ms (null for energy-v1)."),
+    col("non_speech_ms_agent", pa.int64(), "Sound the VAD rejects on the agent channel (music, "
+                                           "tones) within the interval, ms (null for energy-v1)."),
 )
 
 GAPS = table(
@@ -237,6 +291,7 @@ TABLES: dict[str, pa.Schema] = {
     "channels": CHANNELS,
     "segments": SEGMENTS,
     "gaps": GAPS,
+    "phases": PHASES,
     "failures": FAILURES,
 }
 

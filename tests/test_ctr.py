@@ -66,7 +66,7 @@ def test_a_contact_with_s3_and_kvs_recordings_and_stream_attributes_uses_the_kvs
                                ("routing_profile", "Basic Routing Profile"),
                                ("last_update_ms", "1715699246000"), ("kvs_source", "recordings"))
     assert call.contact == ContactTimes(
-        initiation_method="INBOUND", recording_start_ms=1715698865000,
+        initiation_method="INBOUND", has_agent=True, recording_start_ms=1715698865000,
         connected_to_system_ms=iso_to_ms("2024-05-14T15:01:02Z"),
         enqueue_ms=iso_to_ms("2024-05-14T15:01:40Z"), dequeue_ms=iso_to_ms("2024-05-14T15:02:10Z"),
         connected_to_agent_ms=iso_to_ms("2024-05-14T15:02:10Z"),

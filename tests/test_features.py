@@ -69,7 +69,8 @@ def scripted():
 def test_scripted_call_segments(scripted):
     def seg(channel, role, i, a, b, rms):
         return {"channel": channel, "role": role, "segment": i, "start_ms": a, "end_ms": b,
-                "duration_ms": b - a, "rms_dbfs": rms, "peak_dbfs": {0: -6.021, 1: -12.041}[channel]}
+                "duration_ms": b - a, "rms_dbfs": rms, "peak_dbfs": {0: -6.021, 1: -12.041}[channel],
+                "phase": "call"}  # no CTR: the whole call is one phase
     assert scripted.segments == [
         seg(0, "customer", 0, 1000, 3000, db(0.25 * 1900 / 2000)),  # the bridged pause is silent
         seg(0, "customer", 1, 10500, 13000, -6.021),
@@ -128,7 +129,15 @@ def test_scripted_call_level(scripted):
         "turns": 4,  # C A C A C
         "interruptions_customer": 1, "interruptions_agent": 1,
         "gap_ms": 540,
+        # no CTR: one phase, the conversation is the whole call, holds are not looked for
+        "conversation_start_ms": 0, "conversation_end_ms": 20000,
+        "ivr_ms": None, "queue_ms": None, "agent_ms": None, "after_ms": None,
+        "hold_ms": None, "hold_count": None,
     }
+    assert scripted.phases == [{
+        "phase": "call", "start_ms": 0, "end_ms": 20000, "duration_ms": 20000, "boundary": "audio",
+        "talk_ms_customer": 6500, "talk_ms_agent": 5200,  # = the call's talk
+        "non_speech_ms_customer": None, "non_speech_ms_agent": None}]
     assert scripted.gaps == [  # relative to sample 0, the head clipped to the call
         {"channel": 1, "role": "agent", "gap": 0, "start_ms": 0, "end_ms": 40, "duration_ms": 40},
         {"channel": 1, "role": "agent", "gap": 1, "start_ms": 6000, "end_ms": 6500,

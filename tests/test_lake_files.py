@@ -15,7 +15,7 @@ def segment_rows(calls: int, seed: int = 3) -> list[dict]:
     rng = random.Random(seed)
     return [{"call_id": f"call-{rng.randrange(calls):03d}", "source": "connect", "channel": rng.randrange(2),
              "role": "agent", "segment": i, "start_ms": rng.randrange(10**6), "end_ms": 1, "duration_ms": 1,
-             "rms_dbfs": -20.0, "peak_dbfs": None} for i in range(5000)]
+             "rms_dbfs": -20.0, "peak_dbfs": None, "phase": "agent"} for i in range(5000)]
 
 
 def by_call(rows):

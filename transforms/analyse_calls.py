@@ -64,6 +64,7 @@ def call_rows(call: CallSpec, streams, plan, analysis, *, target_rate: int, wav_
         "fragments": sum(s.fragments_kept for s in streams),
         "missing_fragments": len(missing), "partial": bool(missing or gap_total),
         "bytes_fetched": sum(s.fragment_bytes for s in streams),
+        **record_columns(call),
     }
     return {
         "calls": [call_row],
@@ -71,7 +72,22 @@ def call_rows(call: CallSpec, streams, plan, analysis, *, target_rate: int, wav_
                      for c in analysis.channels],
         "segments": [{**identity, **s} for s in analysis.segments],
         "gaps": [{**identity, **g} for g in analysis.gaps],
+        "phases": [{**identity, **p} for p in analysis.phases],
     }
+
+
+# What the records say of the call that analysts rank and group by; never phone numbers or contact
+# attributes (personal data).
+RECORD_COLUMNS = ("agent_username", "queue_name", "routing_profile", "initiation_method",
+                  "disconnect_reason", "initial_contact_id", "previous_contact_id", "direction")
+
+
+def record_columns(call: CallSpec) -> dict:
+    attributes = dict(call.attributes)
+    contact = call.contact
+    return {**{name: attributes.get(name) for name in RECORD_COLUMNS},
+            "hold_ms_ctr": contact.hold_ms if contact else None,
+            "hold_count_ctr": contact.hold_count if contact else None}
 
 
 class _AnalyseCall(beam.DoFn):
@@ -124,7 +140,8 @@ class _AnalyseCall(beam.DoFn):
             wavs = [stack.enter_context(storage.writable(path)) for path in paths]
             analysis = call_audio.analyse_and_write(
                 plan, local=local.__getitem__, ml_wav=wavs[0], target_rate=self.target,
-                raw_wav=wavs[1] if self.write_raw else None, vad_config=self.vad)
+                raw_wav=wavs[1] if self.write_raw else None, vad_config=self.vad,
+                contact=call.contact)
         self.audio_ms.inc(analysis.call["duration_ms"])
         rows = call_rows(call, streams, plan, analysis, target_rate=self.target, wav_path=paths[0],
                          missing=missing)

@@ -28,9 +28,10 @@ SORT_KEYS = {
     "channels": ("call_id", "channel"),
     "segments": ("call_id", "channel", "start_ms"),
     "gaps": ("call_id", "channel", "start_ms"),
+    "phases": ("call_id", "start_ms", "phase"),
     "failures": ("stage", "reason", "source_key", "source_offset", "call_id"),
 }
-CALL_TABLES = ("calls", "channels", "segments", "gaps")  # the tables a landed call has rows in
+CALL_TABLES = ("calls", "channels", "segments", "gaps", "phases")  # the tables a landed call has rows in
 
 
 def _sort_value(value):

@@ -54,6 +54,8 @@ class ContactTimes:
     whose media time is known (the stream's first sample), so it anchors the others on the media.
     """
     initiation_method: str | None = None
+    has_agent: bool = False  # the CTR names an agent (Agent is null on abandoned, self-service,
+    # unanswered contacts, and until a re-delivery adds it)
     recording_start_ms: int | None = None
     connected_to_system_ms: int | None = None
     enqueue_ms: int | None = None

@@ -23,14 +23,14 @@ import numpy as np
 
 from voicelake import audio
 from voicelake.analysis import features, vad
+from voicelake.analysis.conversation import ROLES
 from voicelake.audio import Gap, ms_to_samples, samples_to_ms
 from voicelake.media.channel_file import ChannelPiece, ChannelReader, Coverage
-from voicelake.model import CHIME, CONNECT, CallSpec, StreamAudio
+from voicelake.model import CHIME, CONNECT, CallSpec, ContactTimes, StreamAudio
 
 WINDOW_SLACK_MS = 1000
 CUSTOMER_TRACKS = ("AUDIO_FROM_CUSTOMER", "Track_audio/L16", "")
 AGENT_TRACKS = ("AUDIO_TO_CUSTOMER",)
-ROLES = ("customer", "agent")
 CHUNK_SECONDS = 30  # samples are read, analysed and written this much at a time
 ML_PEAK_DBFS = -1.0
 
@@ -179,7 +179,8 @@ def _chunks(total: int, size: int):
 
 def analyse_and_write(plan: CallAudio, *, local: Callable[[str], str], ml_wav: str,
                       target_rate: int, raw_wav: str | None = None,
-                      vad_config: features.VadConfig = features.VadConfig()) -> features.CallAnalysis:
+                      vad_config: features.VadConfig = features.VadConfig(),
+                      contact: ContactTimes | None = None) -> features.CallAnalysis:
     """Features of the call and its WAV files, in two streaming passes over the channel files.
 
     Pass 1 reduces every channel to its bounded feature state (and writes the raw WAV); pass 2
@@ -233,7 +234,8 @@ def analyse_and_write(plan: CallAudio, *, local: Callable[[str], str], ml_wav: s
         for r in readers:
             r.close()
     return features.analyse_signals(speech.finish(signals), rate, plan.roles,
-                                    start_ms=window.start_ms, gaps=plan.gaps, config=vad_config)
+                                    start_ms=window.start_ms, gaps=plan.gaps, config=vad_config,
+                                    contact=contact)
 
 
 def _wav_writer(path: str, channels: int, rate: int, frames: int | None):

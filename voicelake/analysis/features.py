@@ -24,16 +24,9 @@ The level gate, method ``energy-v1`` (``--vad energy``):
 Frames are a reshape, not ``librosa.util.frame``: with hop = frame it is the same view, and importing
 librosa.util costs seconds per worker (numba) for nothing.
 
-Conversation structure (all channels share one timeline, sample 0 = start of the call window):
-  - a segment lying wholly inside one segment of another channel is a *backchannel*: it counts as
-    talk and overlap (and can interrupt) but does not take the turn;
-  - the other segments, ordered by start, form *turns*: maximal runs from the same channel; a turn
-    spans from its first segment's start to its latest end;
-  - *reply gap* of a turn = its start minus the end of the previous turn (negative = it started
-    before the other party finished);
-  - *interruption* by X = an onset of an X segment while another channel has been in one segment
-    for at least ``interrupt_lead_ms`` (300) and stays in it at least ``interrupt_hold_ms`` (300)
-    after the onset.
+Phases (``voicelake.analysis.phases``) cut the call's timeline; the talk, silence, overlap and
+turn-taking columns are measured over the conversation (``voicelake.analysis.conversation``);
+signal quality (levels, noise floor, SNR, clipping, DC) stays a property of the whole channel.
 """
 from __future__ import annotations
 
@@ -42,8 +35,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from voicelake.analysis import vad
+from voicelake import audio
+from voicelake.analysis import conversation, phases, vad
+from voicelake.analysis.conversation import ROLES, ratio, runs
 from voicelake.audio import FULL_SCALE, Gap, samples_to_ms
+from voicelake.model import ContactTimes
 
 ENERGY = "energy-v1"
 SILERO = vad.MODEL_NAME
@@ -52,7 +48,6 @@ SILERO_ONLY = ("threshold", "release", "skip_margin_db", "background_db")  # Vad
 SILENCE_DBFS = -120.0  # stands for digital silence (and floors every level)
 CLIP_LEVEL = 32735  # |s| >= 99.9 % of 32767 counts as clipped
 CLIP_EVENT_SAMPLES = 3  # a run of this many clipped samples is a flat top, i.e. a clip event
-ROLES = ("customer", "agent")
 
 
 @dataclass(frozen=True)
@@ -121,6 +116,7 @@ class CallAnalysis:
     channels: list[dict]
     segments: list[dict] = field(default_factory=list)
     gaps: list[dict] = field(default_factory=list)
+    phases: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -270,12 +266,6 @@ def channel_signal(x: np.ndarray, sample_rate: int, frame_ms: int = 20) -> Chann
     return acc.result()
 
 
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(starts, ends) of the True runs of a boolean array, ends exclusive."""
-    edges = np.diff(mask.astype(np.int8), prepend=0, append=0)
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-
-
 def _mask(starts: np.ndarray, ends: np.ndarray, n: int) -> np.ndarray:
     """Boolean array of length n, True inside the given disjoint runs."""
     marks = np.zeros(n + 1, dtype=np.int32)
@@ -284,9 +274,9 @@ def _mask(starts: np.ndarray, ends: np.ndarray, n: int) -> np.ndarray:
     return np.cumsum(marks[:-1]) > 0
 
 
-def _speech_runs(active: np.ndarray, bounds: np.ndarray, rate: int, cfg: VadConfig):
+def _speechruns(active: np.ndarray, bounds: np.ndarray, rate: int, cfg: VadConfig):
     """Frame-index runs of speech: bridge short pauses, then drop short runs."""
-    starts, ends = _runs(active)
+    starts, ends = runs(active)
     if len(starts):
         pauses = bounds[starts[1:]] - bounds[ends[:-1]]
         long_pause = pauses * 1000 >= cfg.merge_gap_ms * rate
@@ -304,6 +294,7 @@ class _Channel:
     seg_frames: tuple[np.ndarray, np.ndarray]  # (first, end) frame index of each segment
     seg_start_ms: np.ndarray
     seg_end_ms: np.ndarray
+    non_speech: np.ndarray | None  # per frame: sound the neural VAD rejects (None: energy-v1)
     row: dict  # the per-channel values that need only this channel
 
 
@@ -321,26 +312,22 @@ def _analyse_channel(signal: ChannelSignal, rate: int, cfg: VadConfig) -> _Chann
         quiet = signal.speech_prob < cfg.threshold
     else:
         active, quiet = loud, ~loud
-    starts, ends = _speech_runs(active, frames.bounds, rate, cfg)
+    starts, ends = _speechruns(active, frames.bounds, rate, cfg)
     if cfg.neural and cfg.background_db is not None and len(starts):
         own_level = np.percentile(level[_mask(starts, ends, len(level))], 75)
         near = _db(_segment_means(frames, starts, ends)) >= own_level - cfg.background_db
         starts, ends = starts[near], ends[near]
     speech = _mask(starts, ends, len(level))
-    non_speech_ms = _non_speech_ms(loud, speech, frames, rate, cfg) if cfg.neural else None
+    non_speech = _non_speech(loud, speech, frames, rate, cfg) if cfg.neural else None
     seg_start_ms = samples_to_ms(frames.bounds[starts], rate)
     seg_end_ms = samples_to_ms(frames.bounds[ends], rate)
     duration_ms = int(samples_to_ms(n, rate))
-    talk_ms = int((seg_end_ms - seg_start_ms).sum())
     speech_level = _db((frames.power * lengths)[speech].sum() / lengths[speech].sum()) \
         if speech.any() else None
-    silence_starts, silence_ends = _runs(~speech)
     row = {
         "duration_ms": duration_ms,
-        "talk_ms": talk_ms,
-        "talk_share": _ratio(talk_ms, duration_ms),
-        "silence_ratio": _ratio(int(lengths[quiet].sum()), n),
-        "non_speech_ms": non_speech_ms,
+        "silence_ratio": ratio(int(lengths[quiet].sum()), n),
+        "non_speech_ms": None if non_speech is None else _frames_ms(frames, non_speech, rate),
         "segment_count": len(starts),
         "rms_dbfs_mean": _round(speech_level),
         "rms_dbfs_p95": _round(np.percentile(level[speech], 95)) if speech.any() else None,
@@ -348,31 +335,29 @@ def _analyse_channel(signal: ChannelSignal, rate: int, cfg: VadConfig) -> _Chann
         "noise_floor_dbfs": _round(noise),
         "vad_threshold_dbfs": _round(threshold),
         "snr_db": _round(speech_level - noise) if speech_level is not None else None,
-        "longest_silence_ms": int(samples_to_ms(
-            (frames.bounds[silence_ends] - frames.bounds[silence_starts]).max(initial=0), rate)),
-        "clipped_ratio": _ratio(signal.clipped, n),
+        "clipped_ratio": ratio(signal.clipped, n),
         "clip_events": signal.clip_events,
         "dc_offset": round(signal.total / n / FULL_SCALE, 6),
     }
-    return _Channel(frames, speech, (starts, ends), seg_start_ms, seg_end_ms, row)
+    return _Channel(frames, speech, (starts, ends), seg_start_ms, seg_end_ms, non_speech, row)
 
 
-def _non_speech_ms(loud: np.ndarray, speech: np.ndarray, frames: _Frames, rate: int,
-                   cfg: VadConfig) -> int:
+def _frames_ms(frames: _Frames, which: np.ndarray, rate: int) -> int:
+    return int(samples_to_ms(frames.lengths[which].sum(), rate))
+
+
+def _non_speech(loud: np.ndarray, speech: np.ndarray, frames: _Frames, rate: int,
+                cfg: VadConfig) -> np.ndarray:
     """Sound the VAD rejects: the level gate's segments (frames above the energy-v1 threshold,
     pauses bridged, blips dropped), less every frame within ``merge_gap_ms`` of speech, so the
     onsets and tails of words never count as non-speech."""
-    starts, ends = _speech_runs(loud, frames.bounds, rate, cfg)
+    starts, ends = _speechruns(loud, frames.bounds, rate, cfg)
     sound = _mask(starts, ends, len(loud))
     reach = -(-cfg.merge_gap_ms // cfg.frame_ms)
     counts = np.concatenate(([0], np.cumsum(speech)))
     i = np.arange(len(speech))
     near = counts[np.minimum(i + reach + 1, len(speech))] > counts[np.maximum(i - reach, 0)]
-    return int(samples_to_ms(frames.lengths[sound & ~near].sum(), rate))
-
-
-def _ratio(part: int, whole: int) -> float:
-    return round(part / whole, 6) if whole else 0.0
+    return sound & ~near
 
 
 def _round(db) -> float | None:
@@ -380,56 +365,11 @@ def _round(db) -> float | None:
     return None if db is None else round(float(db), 3) + 0.0  # + 0.0: no "-0.0" in the data
 
 
-def _backchannels(chans: list[_Channel]) -> list[np.ndarray]:
-    """Per channel, which segments lie wholly inside one segment of another channel."""
-    inside = []
-    for c, ch in enumerate(chans):
-        flags = np.zeros(len(ch.seg_start_ms), dtype=bool)
-        for o, other in enumerate(chans):
-            if o != c and len(other.seg_start_ms):
-                k = np.searchsorted(other.seg_start_ms, ch.seg_start_ms, side="right") - 1
-                k0 = np.maximum(k, 0)
-                # an identical segment in both channels is no backchannel: both keep the turn
-                same = ((other.seg_start_ms[k0] == ch.seg_start_ms)
-                        & (other.seg_end_ms[k0] == ch.seg_end_ms))
-                flags |= (k >= 0) & (other.seg_end_ms[k0] >= ch.seg_end_ms) & ~same
-        inside.append(flags)
-    return inside
-
-
-def _interruptions(chans: list[_Channel], cfg: VadConfig) -> list[int]:
-    """Per channel, onsets while another channel is mid-segment with enough lead and hold."""
-    counts = []
-    for c, ch in enumerate(chans):
-        hit = np.zeros(len(ch.seg_start_ms), dtype=bool)
-        for o, other in enumerate(chans):
-            if o != c and len(other.seg_start_ms):
-                onset = ch.seg_start_ms
-                k = np.maximum(np.searchsorted(other.seg_start_ms, onset, side="right") - 1, 0)
-                hit |= ((other.seg_start_ms[k] <= onset - cfg.interrupt_lead_ms)
-                        & (other.seg_end_ms[k] >= onset + cfg.interrupt_hold_ms))
-        counts.append(int(hit.sum()))
-    return counts
-
-
-def _turns(chans: list[_Channel]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(channel, start_ms, end_ms) of each turn, in order."""
-    inside = _backchannels(chans)
-    owner = np.concatenate([np.full(int((~b).sum()), c) for c, b in enumerate(inside)])
-    starts = np.concatenate([ch.seg_start_ms[~b] for ch, b in zip(chans, inside, strict=True)])
-    ends = np.concatenate([ch.seg_end_ms[~b] for ch, b in zip(chans, inside, strict=True)])
-    order = np.lexsort((owner, starts))
-    owner, starts, ends = owner[order], starts[order], ends[order]
-    if not len(owner):
-        return owner, starts, ends
-    heads = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1])))
-    return owner[heads], starts[heads], np.maximum.reduceat(ends, heads)
-
-
 def analyse_call(channels: Sequence[np.ndarray] | np.ndarray, sample_rate: int,
                  roles: Sequence[str | None], *, start_ms: int = 0,
                  gaps: Sequence[Sequence[Gap]] | None = None,
-                 config: VadConfig = VadConfig()) -> CallAnalysis:
+                 config: VadConfig = VadConfig(),
+                 contact: ContactTimes | None = None) -> CallAnalysis:
     """Features of one call from its equal-length int16 channels (a list, or an (n, k) array).
 
     ``roles`` names each channel (``customer`` / ``agent`` / None).  ``gaps`` are each channel's
@@ -444,14 +384,19 @@ def analyse_call(channels: Sequence[np.ndarray] | np.ndarray, sample_rate: int,
     speech = SpeechPass(signals, sample_rate, config)
     speech.add(channels)
     signals = speech.finish(signals)
-    return analyse_signals(signals, sample_rate, roles, start_ms=start_ms, gaps=gaps, config=config)
+    return analyse_signals(signals, sample_rate, roles, start_ms=start_ms, gaps=gaps, config=config,
+                           contact=contact)
 
 
 def analyse_signals(signals: Sequence[ChannelSignal], sample_rate: int,
                     roles: Sequence[str | None], *, start_ms: int = 0,
                     gaps: Sequence[Sequence[Gap]] | None = None,
-                    config: VadConfig = VadConfig()) -> CallAnalysis:
-    """Features of one call from the bounded summaries of its equal-length channels."""
+                    config: VadConfig = VadConfig(),
+                    contact: ContactTimes | None = None) -> CallAnalysis:
+    """Features of one call from the bounded summaries of its equal-length channels.
+
+    ``contact`` is what the Connect CTR says of the call's phases; without it the call is one phase
+    (``call``) and its conversation is all of it."""
     if len(signals) != len(roles):
         raise ValueError(f"{len(signals)} channels but {len(roles)} roles")
     if len({s.samples for s in signals}) != 1 or not signals[0].samples:
@@ -461,62 +406,103 @@ def analyse_signals(signals: Sequence[ChannelSignal], sample_rate: int,
         raise ValueError(f"{len(signals)} channels but gaps for {len(gaps)}")
     chans = [_analyse_channel(signal, sample_rate, config) for signal in signals]
     duration_ms = chans[0].row["duration_ms"]
+    bounds = chans[0].frames.bounds
+    found = _phases(chans, roles, contact, start_ms, duration_ms, sample_rate)
+    talk_columns, conversation_call = conversation.measure(
+        [ch.speech for ch in chans], bounds, sample_rate, roles, _scope(found, bounds, sample_rate),
+        long_silence_ms=config.long_silence_ms, interrupt_lead_ms=config.interrupt_lead_ms,
+        interrupt_hold_ms=config.interrupt_hold_ms)
 
     gap_rows = [{"channel": c, "role": roles[c], "gap": i, "start_ms": a, "end_ms": b,
                  "duration_ms": b - a}
                 for c, channel_gaps in enumerate(gaps)
                 for i, (a, b) in enumerate(_relative(channel_gaps, start_ms, duration_ms))]
-    turn_owner, turn_start, turn_end = _turns(chans)
-    reply_gaps = turn_start[1:] - turn_end[:-1]
-    interruptions = _interruptions(chans, config)
-
-    channel_rows, segment_rows = [], []
-    for c, ch in enumerate(chans):
-        mine = turn_owner == c
-        replies = reply_gaps[mine[1:]]
-        channel_gap_ms = sum(g["duration_ms"] for g in gap_rows if g["channel"] == c)
-        channel_rows.append({
-            "channel": c, "role": roles[c], **ch.row,
-            "gap_ms": channel_gap_ms,
-            "gap_count": sum(1 for g in gap_rows if g["channel"] == c),
-            "turns": int(mine.sum()),
-            "longest_turn_ms": int((turn_end[mine] - turn_start[mine]).max(initial=0)),
-            "reply_gap_ms_p50": int(np.round(np.median(replies))) if len(replies) else None,
-            "interruptions": interruptions[c],
-        })
-        seg_power = _segment_means(ch.frames, *ch.seg_frames)
-        seg_peak = _segment_peaks(ch.frames, *ch.seg_frames)
-        for i, (a, b) in enumerate(zip(ch.seg_start_ms.tolist(), ch.seg_end_ms.tolist(), strict=True)):
-            segment_rows.append({
-                "channel": c, "role": roles[c], "segment": i, "start_ms": a, "end_ms": b,
-                "duration_ms": b - a, "rms_dbfs": _round(_db(seg_power[i])),
-                "peak_dbfs": _peak_db(seg_peak[i])})
-
-    speaking = np.sum([ch.speech for ch in chans], axis=0)
-    lengths = chans[0].frames.lengths
-    overlap_ms = int(samples_to_ms(lengths[speaking >= 2].sum(), sample_rate))
-    non_talk_ms = int(samples_to_ms(lengths[speaking == 0].sum(), sample_rate))
-    quiet_starts, quiet_ends = _runs(speaking == 0)
-    bounds = chans[0].frames.bounds
-    quiet_ms = samples_to_ms(bounds[quiet_ends] - bounds[quiet_starts], sample_rate)
+    channel_rows = [{"channel": c, "role": roles[c], **ch.row, **talk_columns[c],
+                     "gap_ms": sum(g["duration_ms"] for g in gap_rows if g["channel"] == c),
+                     "gap_count": sum(1 for g in gap_rows if g["channel"] == c)}
+                    for c, ch in enumerate(chans)]
+    segment_rows = [row for c, ch in enumerate(chans)
+                    for row in _segment_rows(c, roles[c], ch, found)]
+    conv = found.conversation
     call = {
         "duration_ms": duration_ms,
         "channel_count": len(chans),
         "vad_method": config.method,
-        **{f"talk_ms_{role}": _by_role(channel_rows, role, "talk_ms") for role in ROLES},
-        "overlap_ms": overlap_ms,
-        "overlap_ratio": _ratio(overlap_ms, duration_ms),
-        "non_talk_ms": non_talk_ms,
-        "non_talk_ratio": _ratio(non_talk_ms, duration_ms),
+        **conversation_call,
         "non_speech_ms": (sum(c["non_speech_ms"] for c in channel_rows)
                           if config.neural else None),
-        "long_silence_count": int(np.count_nonzero(quiet_ms > config.long_silence_ms)),
-        "longest_silence_ms": int(quiet_ms.max(initial=0)),
-        "turns": max(len(turn_owner) - 1, 0),
-        **{f"interruptions_{role}": _by_role(channel_rows, role, "interruptions") for role in ROLES},
         "gap_ms": sum(g["duration_ms"] for g in gap_rows),
+        "conversation_start_ms": conv.start_ms if conv else None,
+        "conversation_end_ms": conv.end_ms if conv else None,
+        **{f"{name}_ms": None if found.single else found.total_ms(name) for name in phases.PHASES},
+        "hold_ms": found.hold_ms,
+        "hold_count": found.hold_count,
     }
-    return CallAnalysis(call=call, channels=channel_rows, segments=segment_rows, gaps=gap_rows)
+    return CallAnalysis(call=call, channels=channel_rows, segments=segment_rows, gaps=gap_rows,
+                        phases=_phase_rows(found, chans, roles, sample_rate))
+
+
+def _activity(ch: _Channel) -> phases.Activity:
+    return phases.Activity(bounds=ch.frames.bounds, speech=ch.speech, sound=ch.non_speech)
+
+
+def _phases(chans: list[_Channel], roles: Sequence[str | None], contact: ContactTimes | None,
+            start_ms: int, duration_ms: int, rate: int) -> phases.CallPhases:
+    by_role = {role: _activity(ch) for ch, role in zip(chans, roles, strict=True) if role}
+    return phases.call_phases(contact, media_start_ms=start_ms, duration_ms=duration_ms, rate=rate,
+                              agent=by_role.get("agent"), customer=by_role.get("customer"))
+
+
+def _frame_span(p: phases.Phase, bounds: np.ndarray, rate: int) -> tuple[int, int]:
+    """The frames [first, end) a phase covers: those starting inside it (a phase that reaches the
+    call's end takes its last, shorter frame too)."""
+    first, end = np.searchsorted(bounds[:-1], audio.ms_to_samples(np.array([p.start_ms, p.end_ms]), rate))
+    if p.end_ms >= samples_to_ms(bounds[-1], rate):
+        end = len(bounds) - 1
+    return int(first), int(end)
+
+
+def _scope(found: phases.CallPhases, bounds: np.ndarray, rate: int) -> conversation.Scope | None:
+    conv = found.conversation
+    if conv is None:
+        return None
+    first, end = _frame_span(conv, bounds, rate)
+    talk = np.zeros(len(bounds) - 1, dtype=bool)
+    talk[first:end] = True
+    for hold in found.holds:
+        a, b = _frame_span(hold, bounds, rate)
+        talk[a:b] = False
+    return conversation.Scope(first=first, end=end, talk=talk)
+
+
+def _segment_rows(c: int, role: str | None, ch: _Channel, found: phases.CallPhases) -> list[dict]:
+    seg_power = _segment_means(ch.frames, *ch.seg_frames)
+    seg_peak = _segment_peaks(ch.frames, *ch.seg_frames)
+    return [{"channel": c, "role": role, "segment": i, "start_ms": a, "end_ms": b,
+             "duration_ms": b - a, "rms_dbfs": _round(_db(seg_power[i])),
+             "peak_dbfs": _peak_db(seg_peak[i]), "phase": phases.phase_of(found, a, b)}
+            for i, (a, b) in enumerate(zip(ch.seg_start_ms.tolist(), ch.seg_end_ms.tolist(), strict=True))]
+
+
+def _phase_rows(found: phases.CallPhases, chans: list[_Channel], roles: Sequence[str | None],
+                rate: int) -> list[dict]:
+    """One row per phase and hold: its span, what placed it, and each role's talk and non-speech."""
+    bounds = chans[0].frames.bounds
+    rows = []
+    for p in sorted(found.phases + found.holds, key=lambda p: (p.start_ms, p.phase != phases.HOLD)):
+        first, end = _frame_span(p, bounds, rate)
+        inside = np.zeros(len(bounds) - 1, dtype=bool)
+        inside[first:end] = True
+        row = {"phase": p.phase, "start_ms": p.start_ms, "end_ms": p.end_ms,
+               "duration_ms": p.duration_ms, "boundary": p.boundary}
+        for role in ROLES:
+            mine = [ch for ch, named in zip(chans, roles, strict=True) if named == role]
+            ch = mine[0] if len(mine) == 1 else None
+            row[f"talk_ms_{role}"] = None if ch is None else _frames_ms(ch.frames, ch.speech & inside, rate)
+            row[f"non_speech_ms_{role}"] = (None if ch is None or ch.non_speech is None
+                                            else _frames_ms(ch.frames, ch.non_speech & inside, rate))
+        rows.append(row)
+    return rows
 
 
 def _relative(gaps: Sequence[Gap], start_ms: int, duration_ms: int) -> list[tuple[int, int]]:
@@ -537,9 +523,3 @@ def _segment_peaks(frames: _Frames, starts: np.ndarray, ends: np.ndarray) -> np.
         return np.zeros(0, dtype=np.int32)
     padded = np.append(frames.peak, 0)  # reduceat needs every index, ends included, in range
     return np.maximum.reduceat(padded, np.ravel(np.column_stack((starts, ends))))[::2]
-
-
-def _by_role(rows: list[dict], role: str, key: str):
-    """The value of the one channel with this role; None if no channel or several have it."""
-    values = [r[key] for r in rows if r["role"] == role]
-    return values[0] if len(values) == 1 else None

@@ -195,6 +195,7 @@ def contact_times(ctr: dict, recording_start_ms: int | None) -> ContactTimes:
     method = ctr.get("InitiationMethod")
     return ContactTimes(
         initiation_method=method if isinstance(method, str) and method else None,
+        has_agent=bool(agent),
         recording_start_ms=recording_start_ms,
         connected_to_system_ms=_mark(ctr.get("ConnectedToSystemTimestamp")),
         enqueue_ms=_mark(queue.get("EnqueueTimestamp")),
