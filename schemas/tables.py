@@ -120,23 +120,29 @@ CALLS = table(
                                    "column: silero-v5(threshold=0.5,background_db=15.0), the "
                                    "Silero VAD v5 neural model (default), or energy-v1, the level "
                                    "gate (--vad energy); changed parameters are appended."),
-    col("talk_ms_customer", pa.int64(), "Speech time of the customer channel in ms; null unless "
-                                        "exactly one channel is the customer."),
-    col("talk_ms_agent", pa.int64(), "Speech time of the agent channel in ms; null unless exactly "
-                                     "one channel is the agent."),
-    col("overlap_ms", pa.int64(), "Time in ms during which two or more channels are in speech "
-                                  "at once (cross-talk)."),
-    col("overlap_ratio", pa.float64(), "overlap_ms / duration_ms."),
-    col("non_talk_ms", pa.int64(), "Time in ms during which no channel is in speech (non-talk "
-                                   "time, edges of the call included)."),
-    col("non_talk_ratio", pa.float64(), "non_talk_ms / duration_ms."),
+    col("talk_ms_customer", pa.int64(), "Speech time of the customer channel in the conversation "
+                                        "(holds excluded), ms. Null without a conversation, or "
+                                        "unless exactly one channel is the customer."),
+    col("talk_ms_agent", pa.int64(), "Speech time of the agent channel in the conversation (holds, "
+                                     "IVR prompts and queue announcements excluded), ms. Null "
+                                     "without a conversation, or unless exactly one channel is the agent."),
+    col("overlap_ms", pa.int64(), "Time in ms of the conversation during which two or more "
+                                  "channels are in speech at once (cross-talk)."),
+    col("overlap_ratio", pa.float64(), "overlap_ms / the conversation duration "
+                                       "(conversation_end_ms - conversation_start_ms)."),
+    col("non_talk_ms", pa.int64(), "Time in ms of the conversation during which no channel is in "
+                                   "speech, every hold counted whole (non-talk time, as Contact "
+                                   "Lens counts hold), its edges included."),
+    col("non_talk_ratio", pa.float64(), "non_talk_ms / the conversation duration."),
     col("non_speech_ms", pa.int64(), "channels.non_speech_ms summed over the channels: sound the "
                                      "VAD rejects (hold music, prompts, noise); null for "
                                      "energy-v1, which cannot tell it from speech."),
-    col("long_silence_count", pa.int32(), "Stretches of more than 5 s with no channel in speech "
-                                          "(as Google CCAI counts silences), edges included."),
-    col("longest_silence_ms", pa.int64(), "Longest stretch with no channel in speech, in ms."),
-    col("turns", pa.int32(), "Speaker changes: the number of turns in the call minus one (see "
+    col("long_silence_count", pa.int32(), "Stretches of the conversation of more than 5 s with no "
+                                          "channel in speech (as Google CCAI counts silences), "
+                                          "edges and holds included."),
+    col("longest_silence_ms", pa.int64(), "Longest stretch of the conversation with no channel in "
+                                          "speech, in ms."),
+    col("turns", pa.int32(), "Speaker changes in the conversation: its turns minus one (see "
                              "channels.turns)."),
     col("interruptions_customer", pa.int32(), "channels.interruptions of the customer channel; "
                                               "null unless exactly one channel is the customer."),
@@ -184,9 +190,10 @@ CHANNELS = table(
     col("stream_arn", pa.string(), "KVS stream the audio of the channel came from."),
     col("duration_ms", pa.int64(), "Length of the channel in ms (equal for all channels of a "
                                    "call)."),
-    col("talk_ms", pa.int64(), "Speech time in ms: the sum of the segments of the channel."),
-    col("talk_share", pa.float64(), "talk_ms / duration_ms (the talk-time percentage of Contact "
-                                    "Lens, as a fraction)."),
+    col("talk_ms", pa.int64(), "Speech time of the channel in the conversation (holds excluded), "
+                               "ms; null without a conversation."),
+    col("talk_share", pa.float64(), "talk_ms / the conversation duration (the talk-time "
+                                    "percentage of Contact Lens, as a fraction)."),
     col("silence_ratio", pa.float64(), "Fraction of the channel in 20 ms frames the VAD scores "
                                        "below its threshold (speech probability, or frame level "
                                        "for energy-v1), before pauses are bridged and blips "
@@ -209,17 +216,17 @@ CHANNELS = table(
                                             "non_speech_ms."),
     col("snr_db", pa.float64(), "Signal-to-noise estimate: rms_dbfs_mean - noise_floor_dbfs, dB, "
                                 "null without speech."),
-    col("longest_silence_ms", pa.int64(), "Longest stretch without speech on this channel, in ms, "
-                                          "edges included."),
+    col("longest_silence_ms", pa.int64(), "Longest stretch of the conversation without speech on "
+                                          "this channel, in ms, edges included."),
     col("clipped_ratio", pa.float64(), "Fraction of samples with an absolute value of at least "
                                        "32735 (99.9 % of full scale)."),
     col("clip_events", pa.int32(), "Runs of 3 or more consecutive clipped samples (flat tops)."),
     col("dc_offset", pa.float64(), "Mean sample value as a fraction of full scale."),
     col("gap_ms", pa.int64(), "Silence-filled holes in this channel, in ms."),
     col("gap_count", pa.int32(), "Number of silence-filled holes (rows in gaps)."),
-    col("turns", pa.int32(), "Turns taken: runs of this channel in the time-ordered segments of "
-                             "all channels. A segment wholly inside one of another channel is a "
-                             "backchannel and takes no turn."),
+    col("turns", pa.int32(), "Turns taken in the conversation: runs of this channel in the "
+                             "time-ordered segments of all channels. A segment wholly inside "
+                             "one of another channel is a backchannel and takes no turn."),
     col("longest_turn_ms", pa.int64(), "Longest turn (monologue), from its first segment start to "
                                        "its last segment end, in ms."),
     col("reply_gap_ms_p50", pa.int64(), "Median ms from the end of the previous turn of another "

@@ -130,7 +130,8 @@ def test_a_hold_is_music_to_the_caller_without_agent_speech_and_vocals_do_not_sp
 
 def test_the_ctr_totals_check_the_holds_the_audio_finds():
     conversation = Phase("agent", 0, 120_000)
-    agent = activity(120, speech=[(0, 20), (40, 60), (75, 120)], music=[(20.5, 39), (61, 64)])  # 3 s of music: too short for a hold
+    # 3 s of music at 61 s: too short for a hold
+    agent = activity(120, speech=[(0, 20), (40, 60), (75, 120)], music=[(20.5, 39), (61, 64)])
     customer = activity(120, speech=[(5, 15)])
     one = contact(hold_count=1, hold_ms=19_000)
     holds, count, total = find_holds(conversation, one, agent, customer, RATE)
