@@ -11,13 +11,30 @@ What it writes, at the real layouts (shared/domain/records.md):
 - Optionally a few unusable records (broken JSON, an SDR without fields, an unsafe id) so the
   failures table has something to say.
 
+Connect contacts have phases (shared/domain/phases.md), made by ``contact_flow``: each takes the
+next shape of ``WorldConfig.contacts`` in turn, e.g. ``full`` (IVR 12 s, queue 20 s, the
+conversation with a 12 s hold, a survey after), ``two_holds``, ``agent_start`` (IVR and queue
+before the media: the stream starts when the agent answers), ``late_start`` (the stream starts
+part-way into the queue), ``abandoned`` (the caller hangs up in the queue: no Agent),
+``self_service`` (IVR only: no Agent, no Queue), ``outbound`` (the agent dials; no IVR, no queue)
+and ``plain`` (the conversation alone).  The stream holds every phase from its start to the
+disconnect; the CTR bounds them (Queue, Agent, after-contact work, hold totals) in whole seconds
+on Connect's clock, ``ctr_clock_skew_ms`` ahead of the media.  The re-delivered contact's first
+copy lacks what only the re-delivery carries: after-contact work and hold totals.  With
+``twins``, each answered contact is followed by a ``plain`` twin holding its conversation alone.
+
 Fragments are ingested straight into the emulator's store (``KvsStore.put_fragment``, our PutMedia):
 KVS assigns the numbers, the media writer builds the chunks.
 
 Next to what it seeds, it writes the ground truth (``truth.json``): per call the ids, streams,
 fragment numbers, and per channel the sample count and sha256 of the s16le PCM the pipeline must
-reassemble (channel 0 customer, channel 1 agent; a Chime leg that starts later is preceded by
-silence from the call's start).
+reassemble (channel 0 customer, channel 1 agent; a Connect contact's whole stream, every phase;
+a Chime leg that starts later is preceded by silence from the call's start).  A Connect contact
+adds its shape, who took it, its phases, holds and conversation in ms after its first sample,
+the CTR's hold totals, and its twin.
+
+Every draw of the main rng is the one it was before contacts had phases (``_LegacyDraws``), so
+the Chime calls of every world stay byte-identical; what phases need comes from a second rng.
 """
 from __future__ import annotations
 
@@ -32,12 +49,14 @@ from pathlib import Path
 
 import numpy as np
 
-from runners.local import conversation, mkv_writer
+from runners.local import contact_flow, conversation, mkv_writer
+from runners.local.contact_flow import iso_seconds
 from runners.local.kvs_store import ACCOUNT, REGION, KvsStore
 
 SAMPLE_RATE = 8000
 CONNECT_FRAGMENT_BYTES = 16 * mkv_writer.CONNECT_BLOCK_BYTES  # 1.024 s per track
 CHIME_FRAGMENT_BYTES = 50 * mkv_writer.CHIME_BLOCK_BYTES  # 1.000 s
+CONNECT_LAG_MS = (150, 80)  # ingest lag of a Connect fragment: base, random extra
 REUSE_GAP_MS = 2000  # the next call on a pooled stream starts this soon after the previous ends
 RETENTION_HOURS = 87600  # KVS's maximum, so historical demo dates stay inside retention
 
@@ -63,6 +82,13 @@ class WorldConfig:
     # the first Connect call loses this fragment (0-based) on ingest: a dropout the pipeline must
     # fill with silence and report as a gap; None for none
     dropout_fragment: int | None = 5
+    # the Connect contacts' shapes, in turn (contact_flow.SHAPES names, or ContactShape values)
+    contacts: tuple[str | contact_flow.ContactShape, ...] = ("full", "agent_start", "abandoned", "self_service")
+    # each contact an agent answers is followed by a "plain" twin: its conversation recorded
+    # alone, without holds, IVR or queue (an extra contact beyond connect_calls)
+    twins: bool = False
+    # Connect's clock against the media (producer) clock, positive = Connect ahead: every CTR time
+    ctr_clock_skew_ms: int = 1370
 
 
 @dataclass
@@ -83,10 +109,6 @@ def _uuid(rng: random.Random) -> str:
 
 def _vc_id(rng: random.Random) -> str:
     return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(22))
-
-
-def iso_seconds(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms // 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def iso_millis(ms: int) -> str:
@@ -150,7 +172,7 @@ def _put_connect_call(store: KvsStore, stream: str, *, start_ms: int, contact_id
     parts = list(zip(_split(customer.astype("<i2").tobytes(), CONNECT_FRAGMENT_BYTES),
                      _split(agent.astype("<i2").tobytes(), CONNECT_FRAGMENT_BYTES), strict=True))
     return _put_fragments(
-        store, stream, start_ms=start_ms, fragment_ms=1024, parts=parts, lag_ms=(150, 80), rng=rng,
+        store, stream, start_ms=start_ms, fragment_ms=1024, parts=parts, lag_ms=CONNECT_LAG_MS, rng=rng,
         lost=lost, chunk=lambda number, p, s, from_pcm, to_pcm: mkv_writer.connect_fragment(
             fragment_number=number, producer_ms=p, server_ms=s, contact_id=contact_id,
             instance_id=instance_id, from_customer=from_pcm, to_customer=to_pcm,
@@ -172,52 +194,125 @@ def _firehose_key(prefix: str, name: str, arrival_ms: int, rng: random.Random) -
     return (f"{prefix}{t:%Y/%m/%d/%H}/{name}-1-{t:%Y-%m-%d-%H-%M-%S}-{_uuid(rng)}")
 
 
-def _ctr(*, contact_id: str, instance_id: str, stream_arn: str, numbers: list[str], start_ms: int,
-         end_ms: int, agent: str | None, last_update_ms: int, attributes: dict) -> dict:
-    instance_arn = f"arn:aws:connect:{REGION}:{ACCOUNT}:instance/{instance_id}"
-    return {
-        "AWSAccountId": ACCOUNT,
-        "AWSContactTraceRecordFormatVersion": "2017-03-10",
-        "Agent": None if agent is None else {
-            "ARN": f"{instance_arn}/agent/{contact_id[:8]}", "Username": agent,
-            "ConnectedToAgentTimestamp": iso_seconds(start_ms + 4000),
-            "AgentInteractionDuration": (end_ms - start_ms) // 1000,
-        },
-        "Attributes": attributes,
-        "Channel": "VOICE",
-        "ConnectedToSystemTimestamp": iso_seconds(start_ms - 3000),
-        "ContactId": contact_id,
-        "CustomerEndpoint": {"Address": "+15095550187", "Type": "TELEPHONE_NUMBER"},
-        "DisconnectReason": "CUSTOMER_DISCONNECT",
-        "DisconnectTimestamp": iso_seconds(end_ms + 1000),
-        "InitialContactId": None,
-        "InitiationMethod": "INBOUND",
-        "InitiationTimestamp": iso_seconds(start_ms - 3000),
-        "InstanceARN": instance_arn,
-        "LastUpdateTimestamp": iso_seconds(last_update_ms),
-        "MediaStreams": [{"Type": "AUDIO"}],
-        "Queue": None,
-        "Recording": None,
-        "Recordings": [{
-            "DeletionReason": None,
-            "FragmentStartNumber": numbers[0],
-            "FragmentStopNumber": numbers[-1],
-            "Location": stream_arn,
-            "MediaStreamType": "AUDIO",
-            "ParticipantType": "CUSTOMER",
-            "StartTimestamp": iso_seconds(start_ms),
-            "Status": None,
-            # second precision, rounded up so that the window covers the last fragment
-            "StopTimestamp": iso_seconds(end_ms + 999),
-            "StorageType": "KINESIS_VIDEO_STREAM",
-        }],
-        "SystemEndpoint": {"Address": "+12065550160", "Type": "TELEPHONE_NUMBER"},
-        "TransferredToEndpoint": None,
-    }
-
-
 def _compact(obj: dict) -> bytes:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+
+
+class _LegacyDraws:
+    """The main rng's draws that the Connect seeding made before contacts had phases: a lag per
+    fragment of a conversation-long contact, and an id per Firehose object of that day's CTRs.
+    Making exactly these draws, in their old places, keeps every draw after them, so the Chime
+    calls of every world stay byte-identical; what the phased contacts need comes from their own
+    rng."""
+
+    def __init__(self, config: WorldConfig, rng: random.Random, day: int, streams: int):
+        self.config, self.rng, self.day = config, rng, day
+        self.cursors = _first_starts(day, streams)
+        self.arrivals: list[int] = []
+
+    def contact(self, i: int, samples: int) -> None:
+        """Call ``i``, whose conversation has ``samples``, right after its ContactId was drawn."""
+        config = self.config
+        fragments = -(-samples * 2 // CONNECT_FRAGMENT_BYTES)
+        dropout = config.dropout_fragment
+        lost = i == 0 and dropout is not None and dropout < fragments - 1
+        for _ in range(fragments - lost):
+            self.rng.randint(0, CONNECT_LAG_MS[1])
+        slot = i % len(self.cursors)
+        last_of_day = i == config.connect_calls - 1 and config.connect_calls > 1
+        start_ms = self.cursors[slot]
+        if last_of_day:
+            start_ms = max(start_ms, self.day + 86_400_000 - samples * 1000 // SAMPLE_RATE - 20_000)
+        end_ms = start_ms + -(-samples * 1000 // SAMPLE_RATE)
+        self.cursors[slot] = end_ms + REUSE_GAP_MS
+        self.arrivals.append(end_ms + 1000 + (25_000 if last_of_day else 60_000))
+        if i == 1:
+            self.arrivals.append(end_ms + 1000 + 3_660_000)
+
+    def firehose_objects(self) -> None:
+        hours = {a // 3_600_000 for a in self.arrivals}
+        if self.config.bad_records:
+            hours.add((self.day + 10 * 3_600_000) // 3_600_000)
+        for _ in hours:
+            _uuid(self.rng)
+
+
+def _first_starts(day: int, streams: int) -> list[int]:
+    """The streams' first calls start minutes apart, at odd milliseconds."""
+    return [day + 9 * 3_600_000 + 317 + k * (7 * 60_000 + 212) for k in range(streams)]
+
+
+class _ConnectDay:
+    """The day's Connect contacts on their pooled streams, each after the last on its stream, with
+    their CTR deliveries and their truth."""
+
+    def __init__(self, store: KvsStore, config: WorldConfig, streams: list, instance_id: str,
+                 rng: random.Random, truth: Truth):
+        self.store, self.config, self.streams, self.instance_id = store, config, streams, instance_id
+        self.rng, self.truth = rng, truth
+        self.day = _day_start_ms(config.date)
+        self.cursors = _first_starts(self.day, len(streams))
+        self.deliveries: list[tuple[int, bytes]] = []  # (arrival ms, record bytes)
+
+    def put(self, contact: contact_flow.Contact, *, slot: int, last_of_day: bool, lost: int | None,
+            redelivered: bool, twin_of: str | None = None, twin: str | None = None) -> None:
+        stream = self.streams[slot]
+        start_ms = self.cursors[slot]
+        if last_of_day:  # ends just before midnight, its CTR lands in the next day's folder
+            start_ms = max(start_ms, self.day + 86_400_000 - contact.duration_ms - 20_000)
+        fragments = -(-len(contact.customer) * 2 // CONNECT_FRAGMENT_BYTES)
+        lost = lost if lost is not None and lost < fragments - 1 else None
+        to_customer_first = slot % 2 == 0  # neighbouring streams order their tracks differently
+        numbers = _put_connect_call(
+            self.store, stream.name, start_ms=start_ms, contact_id=contact.contact_id,
+            instance_id=self.instance_id, customer=contact.customer, agent=contact.agent,
+            to_customer_first=to_customer_first, rng=self.rng, lost=lost)
+        end_ms = start_ms + contact.duration_ms
+        self.cursors[slot] = end_ms + REUSE_GAP_MS
+        self._deliver(contact, stream.arn, numbers, start_ms, last_of_day, redelivered)
+        customer, agent, gaps = _after_dropout(contact.customer, contact.agent, lost)
+        self.truth.calls.append({
+            "source": "connect", "call_id": contact.contact_id, "partition_id": self.instance_id,
+            "date": self.config.date, "start_ms": start_ms, "end_ms": end_ms,
+            "streams": [{"stream_arn": stream.arn, "fragments": numbers,
+                         "to_customer_first": to_customer_first}],
+            "channels": [_channel_truth(customer), _channel_truth(agent)],
+            "redelivered": redelivered, "gaps": gaps, "twin_of": twin_of, "twin": twin,
+            **contact.truth(),
+        })
+
+    def _deliver(self, contact: contact_flow.Contact, stream_arn: str, numbers: list[str],
+                 start_ms: int, last_of_day: bool, redelivered: bool) -> None:
+        connected = start_ms - contact.shape.stream_from_ms
+        disconnect = connected + contact.disconnect_ms
+
+        def record(last_update_ms: int, attributes: dict, complete: bool = True) -> bytes:
+            return _compact(contact.ctr(
+                instance_id=self.instance_id, stream_arn=stream_arn, fragments=numbers,
+                stream_start_ms=start_ms, skew_ms=self.config.ctr_clock_skew_ms,
+                last_update_ms=last_update_ms, attributes=attributes, complete=complete))
+
+        arrival = disconnect + 25_000 if last_of_day else disconnect + 60_000
+        if not redelivered:
+            self.deliveries.append((arrival, record(connected + contact.settled_ms + 2000, {"queue": "repairs"})))
+            return
+        # The first copy went out at the disconnect, before the after-contact work and the hold
+        # totals were in; an hour later an attribute update re-delivers it whole.
+        self.deliveries += [
+            (arrival, record(disconnect + 2000, {"queue": "repairs"}, complete=False)),
+            (disconnect + 3_660_000, record(disconnect + 3_600_000, {"queue": "repairs", "followUp": "true"})),
+        ]
+
+
+def _after_dropout(customer: np.ndarray, agent: np.ndarray, lost: int | None
+                   ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """What the pipeline must make of a lost fragment: silence on both channels, and a gap."""
+    if lost is None:
+        return customer, agent, []
+    first, stop = lost * CONNECT_FRAGMENT_BYTES // 2, (lost + 1) * CONNECT_FRAGMENT_BYTES // 2
+    customer, agent = customer.copy(), agent.copy()
+    customer[first:stop] = agent[first:stop] = 0
+    return customer, agent, [{"start_ms": lost * 1024, "end_ms": (lost + 1) * 1024}]
 
 
 def _seed_connect(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
@@ -229,57 +324,40 @@ def _seed_connect(s3, store: KvsStore, config: WorldConfig, rng: random.Random,
         name = f"voicelake-demo-connect-contact-{_uuid(rng)}"
         streams.append(store.create_stream(name, retention_hours=RETENTION_HOURS,
                                            creation_ms=day - 30 * 86_400_000 + i))
-    # the streams' first calls start minutes apart, at odd milliseconds
-    cursors = [day + 9 * 3_600_000 + 317 + k * (7 * 60_000 + 212) for k in range(len(streams))]
-    deliveries: list[tuple[int, bytes]] = []  # (arrival ms, record bytes)
-    for i in range(config.connect_calls):
-        slot = i % len(streams)
-        last_of_day = i == config.connect_calls - 1 and config.connect_calls > 1
-        customer, agent = talk.next()
-        duration_ms = len(customer) * 1000 // SAMPLE_RATE
-        start_ms = cursors[slot]
-        if last_of_day:  # ends just before midnight, its CTR lands in the next day's folder
-            start_ms = max(start_ms, day + 86_400_000 - duration_ms - 20_000)
+    legacy = _LegacyDraws(config, rng, day, len(streams))
+    phases = random.Random(f"{config.seed}-phases")
+    connect = _ConnectDay(store, config, streams, instance_id, phases, truth)
+    shapes = [contact_flow.shape_of(config.contacts[i % len(config.contacts)])
+              for i in range(config.connect_calls)]
+    total = len(shapes) + (sum(s.agent for s in shapes) if config.twins else 0)
+    placed = 0
+    for i, shape in enumerate(shapes):
+        # drawn even for a contact that never reaches an agent, so the draws after it stay the same
+        conversation = talk.next()
         contact_id = _uuid(rng)
-        fragments = -(-len(customer) * 2 // CONNECT_FRAGMENT_BYTES)
-        lost = config.dropout_fragment if i == 0 and (config.dropout_fragment or 0) < fragments - 1 else None
-        to_customer_first = slot % 2 == 0  # neighbouring streams order their tracks differently
-        numbers = _put_connect_call(
-            store, streams[slot].name, start_ms=start_ms, contact_id=contact_id,
-            instance_id=instance_id, customer=customer, agent=agent,
-            to_customer_first=to_customer_first, rng=rng, lost=lost)
-        gaps = []
-        if lost is not None:  # what the pipeline must make of the dropout: silence and a gap
-            first, stop = lost * CONNECT_FRAGMENT_BYTES // 2, (lost + 1) * CONNECT_FRAGMENT_BYTES // 2
-            customer, agent = customer.copy(), agent.copy()
-            customer[first:stop] = agent[first:stop] = 0
-            gaps = [{"start_ms": lost * 1024, "end_ms": (lost + 1) * 1024}]
-        end_ms = start_ms + -(-len(customer) * 1000 // SAMPLE_RATE)
-        cursors[slot] = end_ms + REUSE_GAP_MS
-        disconnect = end_ms + 1000
-        record = _ctr(contact_id=contact_id, instance_id=instance_id, stream_arn=streams[slot].arn,
-                      numbers=numbers, start_ms=start_ms, end_ms=end_ms,
-                      agent=f"agent{i + 1}", last_update_ms=disconnect + 2000,
-                      attributes={"queue": "repairs"})
-        arrival = disconnect + 25_000 if last_of_day else disconnect + 60_000
-        deliveries.append((arrival, _compact(record)))
-        redelivered = i == 1
-        if redelivered:  # an attribute update, delivered again an hour later
-            update = dict(record, Attributes={"queue": "repairs", "followUp": "true"},
-                          LastUpdateTimestamp=iso_seconds(disconnect + 3_600_000))
-            deliveries.append((disconnect + 3_660_000, _compact(update)))
-        truth.calls.append({
-            "source": "connect", "call_id": contact_id, "partition_id": instance_id,
-            "date": config.date, "start_ms": start_ms, "end_ms": end_ms,
-            "streams": [{"stream_arn": streams[slot].arn, "fragments": numbers,
-                         "to_customer_first": to_customer_first}],
-            "channels": [_channel_truth(customer), _channel_truth(agent)],
-            "redelivered": redelivered, "gaps": gaps,
-        })
+        legacy.contact(i, len(conversation[0]))
+        conversation = contact_flow.whole_ms(*conversation)
+        contact = contact_flow.build(shape, conversation if shape.agent else None, contact_id=contact_id,
+                                     staff=contact_flow.staffing(shape, i), clips=talk.clips,
+                                     rng=np.random.default_rng(phases.getrandbits(64)))
+        twin = None
+        if config.twins and shape.agent:
+            plain = contact_flow.SHAPES["plain"]
+            twin = contact_flow.build(plain, conversation, contact_id=_uuid(phases),
+                                      staff=contact_flow.staffing(plain, i), clips=talk.clips,
+                                      rng=np.random.default_rng(phases.getrandbits(64)))
+        placing = [(contact, dict(lost=config.dropout_fragment if i == 0 else None, redelivered=i == 1,
+                                  twin=twin and twin.contact_id))]
+        if twin is not None:
+            placing.append((twin, dict(lost=None, redelivered=False, twin_of=contact_id)))
+        for one, links in placing:
+            connect.put(one, slot=i % len(streams), last_of_day=placed == total - 1 and total > 1, **links)
+            placed += 1
     if config.bad_records:
-        deliveries.append((day + 10 * 3_600_000, b'{"ContactId":"broken-record","Channel":"VOI'))
+        connect.deliveries.append((day + 10 * 3_600_000, b'{"ContactId":"broken-record","Channel":"VOI'))
         truth.bad_records.append({"source": "connect", "reason": "bad_json"})
-    _write_firehose(s3, config.bucket, PREFIX_CTR, "voicelake-ctr-firehose", deliveries, rng)
+    _write_firehose(s3, config.bucket, PREFIX_CTR, "voicelake-ctr-firehose", connect.deliveries, phases)
+    legacy.firehose_objects()
 
 
 def _write_firehose(s3, bucket: str, prefix: str, name: str,

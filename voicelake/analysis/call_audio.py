@@ -8,7 +8,7 @@ Connector's streams (no streaming events) are ordered by their first audio, the 
 the caller is taken to be the customer.
 
 The window: the call's audio kept inside its record's window padded by WINDOW_SLACK_MS (record
-times have second precision).  It starts at the first sample of any channel; it ends at the padded
+times have second precision; a Connect contact's by CONNECT_WINDOW_SLACK_MS, for its clock skew).  It starts at the first sample of any channel; it ends at the padded
 record end when audio was cut there, else on the last sample of the longest channel, and shorter
 channels are padded with silence that is no gap.
 """
@@ -29,6 +29,9 @@ from voicelake.media.channel_file import ChannelPiece, ChannelReader, Coverage
 from voicelake.model import CHIME, CONNECT, CallSpec, ContactTimes, StreamAudio
 
 WINDOW_SLACK_MS = 1000
+# A Connect recording's times are on Connect's clock, whole seconds, and the producer's clock may be
+# seconds off it; the ContactId tag cuts a contact's audio exactly, so its grid can afford to be wide.
+CONNECT_WINDOW_SLACK_MS = 5000
 CUSTOMER_TRACKS = ("AUDIO_FROM_CUSTOMER", "Track_audio/L16", "")
 AGENT_TRACKS = ("AUDIO_TO_CUSTOMER",)
 CHUNK_SECONDS = 30  # samples are read, analysed and written this much at a time
@@ -43,7 +46,8 @@ class CallProblem(Exception):
 
 def grid(call: CallSpec) -> tuple[int, int]:
     """The epoch-ms span every channel file of the call is written on: the padded record window."""
-    return call.start_ms - WINDOW_SLACK_MS, call.end_ms + WINDOW_SLACK_MS
+    slack = CONNECT_WINDOW_SLACK_MS if call.source == CONNECT else WINDOW_SLACK_MS
+    return call.start_ms - slack, call.end_ms + slack
 
 
 def connect_channel(track_name: str) -> int | None:
