@@ -8,9 +8,10 @@ Connector's streams (no streaming events) are ordered by their first audio, the 
 the caller is taken to be the customer.
 
 The window: the call's audio kept inside its record's window padded by WINDOW_SLACK_MS (record
-times have second precision; a Connect contact's by CONNECT_WINDOW_SLACK_MS, for its clock skew).  It starts at the first sample of any channel; it ends at the padded
-record end when audio was cut there, else on the last sample of the longest channel, and shorter
-channels are padded with silence that is no gap.
+times have second precision; a Connect contact's by CONNECT_WINDOW_SLACK_MS, for its clock
+skew).  It starts at the first sample of any channel; it ends at the padded record end when audio
+was cut there, else on the last sample of the longest channel, and shorter channels are padded
+with silence that is no gap.
 """
 from __future__ import annotations
 
