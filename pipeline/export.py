@@ -1,7 +1,8 @@
 """``voicelake export``: ML training sets from a finished lake, on any Beam runner.
 
-lake tables (calls, channels, segments) -> calls -> units and splits -> shards (audio cut from the
-call WAVs, features) -> Hugging Face Parquet, lhotse or NeMo manifests + a dataset card.
+lake tables (calls, channels, segments) -> calls -> units (by default from the conversation's
+segments) and splits -> shards (audio cut from the call WAVs, features) -> Hugging Face Parquet,
+lhotse or NeMo manifests + a dataset card.
 """
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ class ExportOptions(PipelineOptions):
         g.add_argument("--roles", default=None,
                        help="comma-separated roles whose channels to export, e.g. customer "
                             "(default: every channel)")
+        g.add_argument("--phases", default=None,
+                       help="comma-separated phases of the calls whose segments to export, from "
+                            f"{', '.join(units.PHASES)} (default agent,call: the conversation; the "
+                            "agent channel of the others is prompts and music); segment units only")
         g.add_argument("--sample_rate", type=int, default=16000,
                        help="audio rate: the lake's ML WAV rate (16000, normalised) or its source "
                             "rate (8000: the un-normalised <call_id>.8k.wav that voicelake run "
@@ -92,7 +97,8 @@ def settings_from(opts: ExportOptions) -> ExportSettings:
         lake=opts.lake.rstrip("/"), out=opts.out.rstrip("/"), format=opts.export_format,
         sample_rate=opts.sample_rate,
         units=UnitOptions(kind=opts.unit, min_ms=opts.min_duration_ms, max_ms=opts.max_duration_ms,
-                          merge_pause_ms=opts.merge_pause_ms, pad_ms=opts.pad_ms, roles=roles),
+                          merge_pause_ms=opts.merge_pause_ms, pad_ms=opts.pad_ms, roles=roles,
+                          phases=units.parse_phases(opts.phases)),
         splits=SplitOptions(fractions=units.parse_fractions(opts.splits),
                             date_ranges=units.parse_date_ranges(opts.split_dates)),
         features=FeatureOptions(
@@ -113,7 +119,8 @@ def card_settings(settings: ExportSettings, dates: list[str], argv: list[str]) -
         "sample_rate": settings.sample_rate,
         "audio": audio + ("; each unit holds its speaker's channel alone"
                           if settings.units.kind != "call" else "; every channel of the call"),
-        "dates": dates, "units": settings.units.describe(), "split_rule": settings.splits.describe(),
+        "dates": dates, "units": settings.units.describe(), "phases": settings.units.describe_phases(),
+        "split_rule": settings.splits.describe(),
         "features": feats.describe(settings.sample_rate) if feats.names else None,
         "feature_widths": {n: feats.width(n) for n in feats.names},
         "command": "voicelake export " + " ".join(shlex.quote(a) for a in without_paths(argv)),

@@ -1,8 +1,11 @@
 """``voicelake report --lake ROOT --dates ...``: one static HTML page about the lake's days.
 
 The page shows the runs' own numbers (from ``_runs/<date>/summary.json``) and figures of calls and
-audio-hours per day and connector, durations, talk share, silence, overlap and interruptions, SNR
-and clipping by role, failures by reason and stage, partial calls and gaps.  Figures are PNGs
+audio-hours per day and connector, durations, time per phase (IVR, queue, agent, hold, after),
+talk share, silence, overlap and interruptions, SNR and clipping by role, failures by reason and
+stage, partial calls and gaps.  Talk, overlap and interruptions are the lake's conversation
+columns: a contact that never reached an agent has none (null), so it is left out of those
+figures, and counted in their captions, rather than drawn as a call without talk.  Figures are PNGs
 embedded in the page, so the file stands alone (mail it, open it offline).  The lake is read with
 pyarrow through voicelake.storage, local or S3 alike; no Beam.
 """
@@ -14,10 +17,12 @@ import html
 import io
 import json
 import sys
+from collections import Counter
 
 from pipeline.dates import parse_dates
 from schemas.tables import PARTITION_COLUMNS
 from voicelake import layout
+from voicelake.analysis.phases import AGENT, HOLD
 
 FIGURES_STATUS_ID = "figures-status"
 
@@ -40,7 +45,8 @@ def read_table(lake: str, table: str, dates: list[str]) -> dict[str, list]:
                                             pa.array([partition] * data.num_rows, pa.string())))
     if not parts:
         return {name: [] for name in [*TABLES[table].names, *(n for n, _ in PARTITION_COLUMNS)]}
-    return pa.concat_tables(parts).to_pydict()
+    # days written before and after a column was added: the older ones read it as null
+    return pa.concat_tables(parts, promote_options="default").to_pydict()
 
 
 def read_runs(lake: str, dates: list[str]) -> list[dict]:
@@ -87,6 +93,35 @@ def non_speech_share(channels: dict[str, list], n: int) -> list[float | None]:
             for ns, d in zip(channels.get("non_speech_ms", [None] * n), channels["duration_ms"], strict=True)]
 
 
+def phase_ms_by_day(phases: dict[str, list]) -> dict[str, dict[str, int]]:
+    """ms per day and phase from the phases table.  A hold lies inside the agent phase, whose row
+    counts its time too: it is taken out of agent, so a day's phases add up to its audio."""
+    out: dict[str, dict[str, int]] = {}
+    for date, phase, ms in zip(phases["date"], phases["phase"], phases["duration_ms"], strict=True):
+        day = out.setdefault(date, {})
+        day[phase] = day.get(phase, 0) + ms
+        if phase == HOLD:
+            day[AGENT] = day.get(AGENT, 0) - ms
+    return out
+
+
+def calls_per_phase(phases: dict[str, list]) -> dict[str, int]:
+    """How many calls have each phase; a call with two holds counts once."""
+    had = set(zip(phases["date"], phases["call_id"], phases["phase"], strict=True))
+    return dict(Counter(phase for _, _, phase in had))
+
+
+def without_conversation(call_ids: list[str], values: list) -> int:
+    """Calls whose conversation column is null: a contact that never reached an agent has no
+    conversation to measure, so a figure leaves it out rather than drawing it as 0."""
+    return len({c for c, v in zip(call_ids, values, strict=True) if v is None})
+
+
+def left_out(calls: int) -> str:
+    """What a figure's caption says of the calls it leaves out."""
+    return f" ({calls} contact{'s' if calls != 1 else ''} that reached no agent left out)" if calls else ""
+
+
 def figures(lake: str, dates: list[str], runs: list[dict]) -> list[tuple[str, bytes]]:
     """(caption, PNG) for every figure of the page, always the same ones in the same order."""
     from voicelake import plots
@@ -95,6 +130,7 @@ def figures(lake: str, dates: list[str], runs: list[dict]) -> list[tuple[str, by
     channels = read_table(lake, "channels", dates)
     gaps = read_table(lake, "gaps", dates)
     failures = read_table(lake, "failures", dates)
+    phases = read_table(lake, "phases", dates)
     hours = [(ms or 0) / 3.6e6 for ms in calls["duration_ms"]]
     roles = channels["role"]
     return [
@@ -107,15 +143,19 @@ def figures(lake: str, dates: list[str], runs: list[dict]) -> list[tuple[str, by
         ("Call duration",
          plots.histogram([(ms or 0) / 60000 for ms in calls["duration_ms"]], title="Call duration",
                          xlabel="minutes")),
-        ("Talk share by role",
-         plots.by_role(roles, [("talk_share", channels["talk_share"], "talk_ms / duration_ms")],
-                       title="Talk share by role")),
+        ("Time per phase: IVR, queue, agent, hold, after, or one-phase call",
+         plots.time_per_phase(phase_ms_by_day(phases), calls_per_phase(phases))),
+        ("Talk share by role over the conversation"
+         + left_out(without_conversation(channels["call_id"], channels["talk_share"])),
+         plots.by_role(roles, [("talk_share", channels["talk_share"], "talk_ms / conversation duration")],
+                       title="Talk share by role over the conversation")),
         ("Silence and non-speech sound by role",
          plots.by_role(roles, [("silence_ratio", channels["silence_ratio"], "share of silent frames"),
                                ("non-speech share", non_speech_share(channels, len(roles)),
                                 "non_speech_ms / duration_ms (hold music, prompts, noise)")],
                        title="Silence and non-speech sound by role")),
-        ("Overlap and interruptions",
+        ("Overlap and interruptions over the conversation"
+         + left_out(without_conversation(calls["call_id"], calls["overlap_ratio"])),
          plots.overlap_and_interruptions(calls["overlap_ratio"],
                                          {"customer": calls["interruptions_customer"],
                                           "agent": calls["interruptions_agent"]})),

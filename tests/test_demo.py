@@ -21,7 +21,7 @@ def test_demo_seeds_runs_and_shows_the_lake(tmp_path):
     assert "DuckDB> SELECT" in done.stdout
     assert len(list((work / "lake/audio").rglob("*.wav"))) == 7
     report = work / "lake/_runs" / truth["date"] / "report.html"
-    assert f"\nreport: {report}\n" in done.stdout and report.read_text().count("<figure><img") == 10
+    assert f"\nreport: {report}\n" in done.stdout and report.read_text().count("<figure><img") == 11
     assert chime_partitions(work) == CHIME_GOLDEN["digests"]["silero"]
 
 

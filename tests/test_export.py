@@ -16,9 +16,11 @@ from pathlib import Path
 import duckdb
 import librosa
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
+from pipeline.export import main as export_main
 from pipeline.export import run as export
 from pipeline.run import run as run_lake
 from tests.pipeline_runs import HIVE, file_digests, pipeline_args
@@ -27,6 +29,7 @@ from voicelake.export.shards import assign_shards
 from voicelake.export.units import Segment, SplitOptions, UnitOptions, make_units, split_of
 
 SPLITS = "--splits=train=0.5,dev=0.25,test=0.25"
+EVERY_PHASE = "--phases=ivr,queue,agent,hold,after,call"
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +59,27 @@ def run_export(lake_root, out: Path, *args: str) -> dict:
 def segments_table(lake: Path) -> list[dict]:
     rel = duckdb.sql(f"SELECT * FROM read_parquet('{lake}/segments/**/*.parquet', {HIVE})")
     return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+
+
+def conversation_segments(lake: Path) -> list[dict]:
+    """The segments a default export takes: those of the agent phase or of a one-phase call."""
+    return [s for s in segments_table(lake) if s["phase"] in ("agent", "call")]
+
+
+def segment_key(row: dict) -> tuple:
+    return row["call_id"], row["channel"], row["start_ms"], row["end_ms"], row["phase"]
+
+
+def units_per_phase(lines: list[dict]) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    for line in lines:
+        counted[line["phase"]] = counted.get(line["phase"], 0) + 1
+    return counted
+
+
+def segments_per_phase(lake: Path) -> dict[str, int]:
+    return dict(duckdb.sql(f"SELECT phase, count(*) FROM read_parquet('{lake}/segments/**/*.parquet', "
+                           f"{HIVE}) GROUP BY phase").fetchall())
 
 
 def lake_channel(lake: Path, date: str, partition: str, call_id: str, channel: int, source=False):
@@ -96,7 +120,8 @@ def hf_rows(hf_export):
 
 def test_hf_shards_load_with_datasets_and_hold_the_speakers_channel(lake, hf_rows):
     rows = [r for split in hf_rows.values() for r in split]
-    assert len(rows) == len(segments_table(lake))
+    # by default, exactly the conversation's segments, each unit labelled with its segment's phase
+    assert sorted(segment_key(r) for r in rows) == sorted(segment_key(s) for s in conversation_segments(lake))
     for row in rows:
         samples, rate = sf.read(io.BytesIO(row["audio"]["bytes"]), dtype="float32")
         assert rate == row["sample_rate"] == 16000 and samples.ndim == 1
@@ -114,17 +139,19 @@ def test_hf_export_is_sharded_by_size_and_named_like_hf_splits(hf_export):
     assert train == [f"train-{i:05d}-of-{len(train):05d}.parquet" for i in range(len(train))]
 
 
-def test_no_call_is_in_two_splits_and_each_follows_the_hash_rule(hf_rows):
+def test_no_call_is_in_two_splits_and_each_follows_the_hash_rule(lake, hf_rows):
     calls = {split: {r["call_id"] for r in rows} for split, rows in hf_rows.items()}
     assert not calls["train"] & calls["dev"] and not calls["train"] & calls["test"] \
         and not calls["dev"] & calls["test"]
     assert all(split_rule(c) == split for split, ids in calls.items() for c in ids)
-    assert sum(len(ids) for ids in calls.values()) == 7
+    # every call with a conversation: a contact that never reached an agent has no unit
+    assert sum(len(ids) for ids in calls.values()) == len({s["call_id"] for s in conversation_segments(lake)})
 
 
 def test_total_duration_per_role_equals_the_segments_table(lake, hf_rows):
     expected = dict(duckdb.sql(f"SELECT role, sum(duration_ms) FROM read_parquet("
-                               f"'{lake}/segments/**/*.parquet', {HIVE}) GROUP BY role").fetchall())
+                               f"'{lake}/segments/**/*.parquet', {HIVE}) "
+                               "WHERE phase IN ('agent', 'call') GROUP BY role").fetchall())
     exported: dict[str, int] = {}
     for rows in hf_rows.values():
         for r in rows:
@@ -156,6 +183,15 @@ def test_the_dataset_card_counts_units_and_hours_per_split_and_role(hf_export, h
             hours = sum(int(r["duration_ms"]) for r in mine) / 3_600_000
             calls = len({r["call_id"] for r in rows})
             assert f"| {split} | {role} | {len(mine)} | {hours:.3f} | {calls} |" in card
+    rows = [r for split in hf_rows.values() for r in split]
+    for phase in ("agent", "call"):
+        mine = [r for r in rows if r["phase"] == phase]
+        assert f"| {phase} | {len(mine)} | {sum(int(r['duration_ms']) for r in mine) / 3_600_000:.3f} |" in card
+    assert "- **Phases:** segments in agent, call: the conversation, i.e. the agent phase of an Amazon " \
+           "Connect contact or the whole of a one-phase call. Left out: ivr, queue, hold, after. In " \
+           "ivr, queue, hold and after no agent talks to the customer: the agent channel carries a " \
+           "flow's prompts, bot speech or music, which the lake files as agent speech" in card
+    assert "| `phase` | Phase of the call the unit's segments lie in:" in card
     assert "method silero-v5(threshold=0.5,background_db=15.0) (silero-v5: Silero VAD v5" in card
     assert "Source dates:** 2024-05-14" in card
     assert summary["failures"] == {} and (out / "failures.jsonl").read_bytes() == b""
@@ -196,6 +232,7 @@ def test_lhotse_cuts_load_the_customers_source_samples(lake, lhotse_export, monk
     for cut in cuts:
         meta = cut.supervisions[0].custom
         assert meta["role"] == "customer" and cut.channel == 0 and cut.sampling_rate == 8000
+        assert meta["phase"] in ("agent", "call")
         assert 500 + 0 <= meta["duration_ms"] <= 4000 + 2 * 100
         source, _ = lake_channel(lake, meta["date"], meta["voice_connector_id"], cut.recording_id, 0,
                                  source=True)
@@ -237,6 +274,7 @@ def test_nemo_manifests_point_into_channel_wavs_with_offset_and_duration(lake, t
         channel, _ = lake_channel(lake, line["date"], line["voice_connector_id"], line["call_id"],
                                   line["channel"])
         assert info.channels == 1 and line["offset"] == 0 and line["duration_ms"] == line["call_duration_ms"]
+        assert line["phase"] is None  # a whole channel spans every phase
         assert np.array_equal(samples, channel[:len(samples)]) and len(channel) - len(samples) < 16
 
 
@@ -249,17 +287,63 @@ def test_call_units_keep_every_channel(lake, tmp_path):
         assert line["duration_ms"] == line["call_duration_ms"] and line["role"] is None
 
 
+def test_the_default_takes_the_conversations_segments_and_phases_asks_for_others(lake, tmp_path):
+    in_lake = segments_per_phase(lake)
+    assert set(in_lake) - {"agent", "call"}, in_lake  # the lake has segments outside conversations
+    run_export(lake, tmp_path / "default", "--format=nemo")
+    assert units_per_phase(nemo_lines(tmp_path / "default")) == \
+        {p: n for p, n in in_lake.items() if p in ("agent", "call")}
+    run_export(lake, tmp_path / "every", "--format=nemo", EVERY_PHASE)
+    assert units_per_phase(nemo_lines(tmp_path / "every")) == in_lake
+    card = (tmp_path / "every/README.md").read_text()
+    assert "- **Phases:** segments in ivr, queue, agent, hold, after, call (ivr, queue, hold, after: " \
+           "outside the conversation, asked for with --phases). In ivr, queue, hold and after" in card
+    assert "That is why only agent and call are exported by default." in card
+    assert f"| ivr | {in_lake['ivr']} |" in card
+
+
+def test_the_phase_travels_with_each_lhotse_supervision(lake, tmp_path):
+    run_export(lake, tmp_path, "--format=lhotse", "--phases=ivr")
+    supervisions = [json.loads(line) for path in sorted(tmp_path.glob("supervisions_*.jsonl"))
+                    for line in path.read_text().splitlines()]
+    assert len(supervisions) == segments_per_phase(lake)["ivr"]
+    assert {s["custom"]["phase"] for s in supervisions} == {"ivr"}
+
+
+def test_a_lake_written_before_phases_exports_every_segment_as_one_phase_call(lake, tmp_path):
+    old = tmp_path / "lake"
+    shutil.copytree(lake, old)
+    for path in (old / "segments").rglob("*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns(["phase"]), path)
+    run_export(old, tmp_path / "out", "--format=nemo")
+    assert units_per_phase(nemo_lines(tmp_path / "out")) == {"call": len(segments_table(lake))}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--phases=agent,lunch"],
+     "unknown phase 'lunch': the phases are ivr, queue, agent, hold, after, call"),
+    (["--unit=channel", "--phases=agent"],
+     "phases pick segments: channel units span the whole call, every phase; use segment units to "
+     "choose phases"),
+])
+def test_phases_that_cannot_be_exported_are_refused_in_one_line(tmp_path, capsys, args, message):
+    status = export_main([f"--lake={tmp_path}", f"--out={tmp_path / 'out'}", "--dates=2024-05-14", *args])
+    assert (status, capsys.readouterr().err) == (2, f"voicelake export: {message}\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_call_without_its_source_wav_is_a_failure_with_the_fix_in_its_detail(lake, tmp_path):
     copy = tmp_path / "lake"
     shutil.copytree(lake, copy)
-    gone = sorted(copy.rglob("*.8k.wav"))[0]
+    talking = {s["call_id"] for s in conversation_segments(lake)}
+    gone = next(p for p in sorted(copy.rglob("*.8k.wav")) if p.name[:-len(".8k.wav")] in talking)
     gone.unlink()
     summary = run_export(copy, tmp_path / "out", "--format=nemo", "--sample_rate=8000")
     failures = [json.loads(line) for line in (tmp_path / "out/failures.jsonl").read_text().splitlines()]
     assert [(f["call_id"], f["reason"]) for f in failures] == [(gone.name[:-len(".8k.wav")], "no_source_wav")]
     assert "--write_raw_channels" in failures[0]["detail"]
     assert summary["failures"] == {"no_source_wav": 1}
-    assert len({line["call_id"] for line in nemo_lines(tmp_path / "out")}) == 6
+    assert len({line["call_id"] for line in nemo_lines(tmp_path / "out")}) == len(talking) - 1
 
 
 # --- units, splits, shards, paths: pure functions ---------------------------------------------
@@ -301,6 +385,42 @@ def test_channel_and_call_units_span_the_call():
     (call,) = make_units("c", 20000, ROLES, SEGMENTS, UnitOptions(kind="call"))
     assert (call.channel, call.start_ms, call.end_ms, call.speech_ms, call.overlap_ms, call.id) == \
         (None, 0, 20000, 1000 + 800 + 9000 + 200, 500, "c")
+
+
+# ivr, queue, agent with a hold inside, after: agent on channel 1, customer on channel 0
+PHASED = [Segment(1, 0, 2000, "ivr"), Segment(0, 2500, 3000, "ivr"), Segment(1, 5000, 6000, "queue"),
+          Segment(0, 8000, 9000, "agent"), Segment(1, 9200, 10000, "agent"),
+          Segment(0, 10100, 10500, "agent"), Segment(1, 12000, 13000, "hold"),
+          Segment(1, 13100, 14000, "agent"), Segment(0, 16000, 17000, "after")]
+
+
+def phased(units):
+    return [(u.channel, u.start_ms, u.end_ms, u.phase) for u in units]
+
+
+def test_segment_units_come_from_the_conversation_unless_other_phases_are_asked_for():
+    assert phased(make_units("c", 20000, ROLES, PHASED, UnitOptions())) == \
+        [(0, 8000, 9000, "agent"), (0, 10100, 10500, "agent"), (1, 9200, 10000, "agent"),
+         (1, 13100, 14000, "agent")]
+    assert phased(make_units("c", 20000, ROLES, PHASED, UnitOptions(phases=("ivr", "hold")))) == \
+        [(0, 2500, 3000, "ivr"), (1, 0, 2000, "ivr"), (1, 12000, 13000, "hold")]
+
+
+def test_merging_never_crosses_a_phase_change_or_a_segment_left_out():
+    everything = ("ivr", "queue", "agent", "hold", "after", "call")
+    # the agent's two segments around the hold stay apart: the hold's music would sit between them
+    assert phased(make_units("c", 20000, ROLES, PHASED, UnitOptions(merge_pause_ms=5000))) == \
+        [(0, 8000, 10500, "agent"), (1, 9200, 10000, "agent"), (1, 13100, 14000, "agent")]
+    assert phased(make_units("c", 20000, ROLES, PHASED,
+                             UnitOptions(merge_pause_ms=5000, phases=everything))) == \
+        [(0, 2500, 3000, "ivr"), (0, 8000, 10500, "agent"), (0, 16000, 17000, "after"),
+         (1, 0, 2000, "ivr"), (1, 5000, 6000, "queue"), (1, 9200, 10000, "agent"),
+         (1, 12000, 13000, "hold"), (1, 13100, 14000, "agent")]
+
+
+def test_channel_and_call_units_span_every_phase():
+    assert phased(make_units("c", 20000, ROLES, PHASED, UnitOptions(kind="channel"))) == \
+        [(0, 0, 20000, None), (1, 0, 20000, None)]
 
 
 def test_date_ranges_override_the_hash_and_fractions_cover_every_call():

@@ -58,7 +58,10 @@ class PlanCalls(beam.PTransform):
 
     def expand(self, calls):
         settings = self.settings
-        plans = calls | "Plan" >> beam.Map(plan_call, settings)
+        # a call without units (a contact that never reached an agent has no conversation
+        # segments) takes no place in a shard: its audio would be read for nothing
+        plans = (calls | "Plan" >> beam.Map(plan_call, settings)
+                 | "WithUnits" >> beam.Filter(lambda c: len(c.units) > 0))
         shard_bytes = settings.shard_mb << 20
         shards = (
             plans

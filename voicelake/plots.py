@@ -13,9 +13,15 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 ROLES = ("customer", "agent")
 COLOURS = {"customer": "#1f77b4", "agent": "#ff7f0e", None: "#7f7f7f"}
+# The phases of a call in the order a contact passes them; "agent" is drawn without its holds.
+PHASES = ("ivr", "queue", "agent", "hold", "after", "call")
+PHASE_COLOURS = {"ivr": "#9467bd", "queue": "#8c564b", "agent": "#ff7f0e", "hold": "#bcbd22",
+                 "after": "#7f7f7f", "call": "#1f77b4"}
+PHASE_LABELS = {"agent": "agent (holds out)"}
 SIZE = (7.5, 3.2)
 
 
@@ -68,14 +74,50 @@ def histogram(values: list[float], *, title: str, xlabel: str, what: str = "call
     return png(fig)
 
 
+def time_per_phase(ms_by_day: dict[str, dict[str, int]], calls: dict[str, int]) -> bytes:
+    """Left: audio-hours per day, stacked by phase (``ms_by_day``: day -> phase -> ms); right: how
+    many calls have each phase (``calls``)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=SIZE)
+    if ms_by_day:
+        days = sorted(ms_by_day)
+        bottom = [0.0] * len(days)
+        for phase in PHASES:
+            heights = [ms_by_day[day].get(phase, 0) / 3.6e6 for day in days]
+            if any(heights):
+                left.bar(days, heights, bottom=bottom, label=PHASE_LABELS.get(phase, phase),
+                         color=PHASE_COLOURS[phase])
+                bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+        # beside the bars: a single day's bar fills the panel's width
+        left.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        left.set_ylabel("audio-hours")
+        shown = [p for p in PHASES if calls.get(p)]
+        right.bar(shown, [calls[p] for p in shown], color=[PHASE_COLOURS[p] for p in shown])
+        right.yaxis.set_major_locator(MaxNLocator(integer=True))
+        right.tick_params(axis="x", labelsize=8)
+        right.set_ylabel("calls")
+    else:
+        _empty(left, "phases")
+        _empty(right, "phases")
+    left.set_title("audio-hours per day by phase", fontsize=9)
+    right.set_title("calls with each phase", fontsize=9)
+    fig.suptitle("Time per phase")
+    return png(fig)
+
+
+def values_by_role(roles: list[str | None], values: list[float | None]) -> dict[str | None, list[float]]:
+    """The values of each role (customer, agent, then None: unknown), nulls left out: a null is
+    no measurement (e.g. talk of a contact that never reached an agent), never a 0."""
+    return {role: [v for r, v in zip(roles, values, strict=True) if r == role and v is not None]
+            for role in (*ROLES, None)}
+
+
 def by_role(roles: list[str | None], panels: list[tuple[str, list[float | None], str]], *,
             title: str, what: str = "channels") -> bytes:
     """Side-by-side histograms, one per (panel title, values, x label), each split by role."""
     fig, axes = plt.subplots(1, len(panels), figsize=(SIZE[0], SIZE[1]), squeeze=False)
     for ax, (panel, values, xlabel) in zip(axes[0], panels, strict=True):
         shown = False
-        for role in (*ROLES, None):
-            present = [v for r, v in zip(roles, values, strict=True) if r == role and v is not None]
+        for role, present in values_by_role(roles, values).items():
             if present:
                 ax.hist(present, bins=15, alpha=0.6, color=COLOURS[role], label=role or "unknown role")
                 shown = True
@@ -104,7 +146,7 @@ def _histogram(ax, values: list, *, colour: str, xlabel: str, what: str, title: 
 def overlap_and_interruptions(overlap_ratio: list[float | None], interruptions: dict[str, list[int | None]]) -> bytes:
     fig, (left, right) = plt.subplots(1, 2, figsize=SIZE)
     _histogram(left, [v for v in overlap_ratio if v is not None], colour="#2ca02c",
-               xlabel="overlap_ratio (cross-talk / duration)", what="calls", title="overlap per call")
+               xlabel="overlap_ratio (cross-talk / conversation)", what="calls", title="overlap per call")
     totals = {role: sum(v for v in values if v is not None) for role, values in interruptions.items()}
     if any(values for values in interruptions.values()):
         right.bar(list(totals), list(totals.values()), color=[COLOURS[r] for r in totals])

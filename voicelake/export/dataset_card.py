@@ -2,8 +2,9 @@
 
 YAML front matter (``configs`` with each split's files, ``dataset_info`` with the features and
 split sizes) so the Hub and ``load_dataset`` see the splits, then what a model builder needs to
-judge the data: hours and units per split and role, sample rate, how units and splits were made,
-the VAD method behind the segments, the source dates, the features and every column.
+judge the data: hours and units per split and role and per phase of the calls, sample rate, how
+units and splits were made, which phases the units come from and why, the VAD method behind the
+segments, the source dates, the features and every column.
 """
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from collections import defaultdict
 
 from voicelake.analysis.features import method_note
 from voicelake.export.manifests import UNIT_COLUMNS, hf_dtype
+from voicelake.export.units import PHASES
 
 
 def merge_stats(parts: list[dict]) -> dict:
-    """Add up per-shard counts: {"units": {split: {role: [units, ms]}}, "calls": {split: n},
-    "shards": {split: n}, "vad_methods": [...]}."""
+    """Add up per-shard counts: {"units": {split: {role: [units, ms]}}, "phases": {phase: [units,
+    ms]}, "calls": {split: n}, "shards": {split: n}, "vad_methods": [...]}."""
     units: dict = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    phases: dict = defaultdict(lambda: [0, 0])
     calls: dict = defaultdict(int)
     shards: dict = defaultdict(int)
     vad = set()
@@ -25,14 +28,23 @@ def merge_stats(parts: list[dict]) -> dict:
             for role, (n, ms) in roles.items():
                 units[split][role][0] += n
                 units[split][role][1] += ms
+        for phase, (n, ms) in part["phases"].items():
+            phases[phase][0] += n
+            phases[phase][1] += ms
         for split, n in part["calls"].items():
             calls[split] += n
         for split, n in part["shards"].items():
             shards[split] += n
         vad.update(part["vad_methods"])
     return {"units": {s: {r: list(v) for r, v in sorted(roles.items())} for s, roles in sorted(units.items())},
+            "phases": {p: phases[p] for p in sorted(phases, key=_phase_order)},
             "calls": dict(sorted(calls.items())), "shards": dict(sorted(shards.items())),
             "vad_methods": sorted(vad)}
+
+
+def _phase_order(phase: str) -> tuple[int, str]:
+    """Phases in the order a contact passes them, then anything else (every: whole-call units)."""
+    return (PHASES.index(phase) if phase in PHASES else len(PHASES), phase)
 
 
 def _hours(ms: int) -> str:
@@ -59,7 +71,7 @@ def _yaml(settings: dict, stats: dict) -> list[str]:
 
 
 def render(settings: dict, stats: dict, failures: dict[str, int]) -> str:
-    """settings: format, splits, data_files, sample_rate, audio, dates, units, split_rule,
+    """settings: format, splits, data_files, sample_rate, audio, dates, units, phases, split_rule,
     features (text or None), feature_widths, command."""
     out = _yaml(settings, stats)
     total_ms = sum(ms for roles in stats["units"].values() for _, ms in roles.values())
@@ -74,10 +86,15 @@ def render(settings: dict, stats: dict, failures: dict[str, int]) -> str:
             out.append(f"| {split} | {role} | {n} | {_hours(ms)} | {stats['calls'].get(split, 0)} |")
         if not roles:
             out.append(f"| {split} | - | 0 | 0.000 | 0 |")
+    out += ["", "| phase | units | hours |", "|---|---|---|"]
+    out += [f"| {phase} | {n} | {_hours(ms)} |" for phase, (n, ms) in stats["phases"].items()]
+    if not stats["phases"]:
+        out.append("| - | 0 | 0.000 |")
     out += ["", "## How it was made", "",
             f"- **Source dates:** {', '.join(settings['dates'])}.",
             f"- **Audio:** {settings['audio']}, 16-bit PCM at {settings['sample_rate']} Hz.",
             f"- **Units:** {settings['units']}.",
+            f"- **Phases:** {settings['phases']}",
             f"- **VAD:** the lake's segments table, method {', '.join(stats['vad_methods']) or 'unknown'} "
             f"({'; '.join(method_note(m) for m in stats['vad_methods']) or 'no calls'}).",
             f"- **Splits:** {settings['split_rule']}. No call is in two splits.",

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from voicelake import layout, storage
+from voicelake.analysis.phases import CALL
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,17 @@ def read_partition(root: str, date: str, partition: str) -> list[LakeCall]:
     for row in read_table(root, "channels", date, partition):
         channels.setdefault(row["call_id"], []).append(row)
     for row in read_table(root, "segments", date, partition):
-        segments.setdefault(row["call_id"], []).append(row)
+        segments.setdefault(row["call_id"], []).append(with_phase(row))
     return [LakeCall(date, partition, by_call[c],
                      tuple(sorted(channels[c], key=lambda r: r["channel"])),
                      tuple(sorted(segments[c], key=lambda r: (r["channel"], r["start_ms"]))))
             for c in sorted(by_call)]
+
+
+def with_phase(segment: dict) -> dict:
+    """A segments row with its phase.  A lake written before phases existed has no phase column:
+    its calls were measured whole, one phase, so each of its segments is in ``call``."""
+    return segment if "phase" in segment else {**segment, "phase": CALL}
 
 
 def wav_uri(root: str, call: LakeCall, source: bool = False) -> str:

@@ -46,6 +46,10 @@ UNIT_COLUMNS = (
     ("channel", pa.int32(), "Channel of the call the audio comes from (0 = customer, 1 = agent by "
                             "convention); null for whole-call units."),
     ("role", pa.string(), "customer or agent; null when the records do not say, or for call units."),
+    ("phase", pa.string(), "Phase of the call the unit's segments lie in: agent (an Amazon Connect "
+                           "contact's conversation) or call (a one-phase call), or ivr, queue, hold "
+                           "or after when --phases asks for them; null for channel and call units, "
+                           "which span every phase."),
     ("start_ms", pa.int64(), "Start of the unit in the call, ms after the call's start_time."),
     ("end_ms", pa.int64(), "End of the unit in the call (exclusive), ms."),
     ("duration_ms", pa.int64(), "end_ms - start_ms."),
@@ -53,13 +57,15 @@ UNIT_COLUMNS = (
     ("segments", pa.int32(), "VAD segments of the unit's channel(s) that overlap the unit."),
     ("speech_ms", pa.int64(), "Speech (VAD) of the unit's channel(s) inside the unit, ms."),
     ("overlap_ms", pa.int64(), "Time inside the unit when another channel speaks too (cross-talk), ms."),
-    ("talk_share", pa.float64(), "Channel: talk time / call duration."),
+    ("talk_share", pa.float64(), "Channel: talk time / conversation duration; null for a contact "
+                                 "that never reached an agent."),
     ("snr_db", pa.float64(), "Channel: speech level minus noise floor, dB; null without speech."),
     ("clipped_ratio", pa.float64(), "Channel: fraction of samples at or near full scale."),
     ("rms_dbfs_mean", pa.float64(), "Channel: mean speech level, dBFS."),
     ("channel_gap_ms", pa.int64(), "Channel: silence-filled holes (missing media), ms."),
     ("call_duration_ms", pa.int64(), "Length of the whole call, ms."),
-    ("call_overlap_ratio", pa.float64(), "Call: share of the call with two or more channels speaking."),
+    ("call_overlap_ratio", pa.float64(), "Call: share of the conversation with two or more channels "
+                                         "speaking; null for a contact that never reached an agent."),
     ("call_gap_ms", pa.int64(), "Call: silence-filled holes over all channels, ms."),
     ("partial", pa.bool_(), "True when part of the call has no audio (missing fragments or gaps)."),
     ("vad_method", pa.string(), "The lake's voice-activity method behind segments and talk columns."),
@@ -74,7 +80,7 @@ def unit_metadata(call: LakeCall, unit: Unit, kind: str, split: str, sample_rate
     row = {
         "id": unit.id, "split": split, "call_id": call.call_id, "source": call.call["source"],
         "date": call.date, "voice_connector_id": call.partition, "unit": kind,
-        "channel": unit.channel, "role": channel.get("role"),
+        "channel": unit.channel, "role": channel.get("role"), "phase": unit.phase,
         "start_ms": unit.start_ms, "end_ms": unit.end_ms, "duration_ms": unit.duration_ms,
         "sample_rate": sample_rate, "segments": unit.segments, "speech_ms": unit.speech_ms,
         "overlap_ms": unit.overlap_ms,

@@ -21,6 +21,7 @@ from voicelake.export.units import Segment, SplitOptions, Unit, UnitOptions, mak
 from voicelake.layout import join
 
 SHARD_NAME = "{split}-{shard:05d}-of-{count:05d}"
+EVERY_PHASE = "every"  # the phase counted for channel and call units, which span them all
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class CallPlan:
 
 def plan_call(call: LakeCall, settings: ExportSettings) -> CallPlan:
     roles = {c["channel"]: c.get("role") for c in call.channels}
-    segments = [Segment(int(s["channel"]), int(s["start_ms"]), int(s["end_ms"])) for s in call.segments]
+    segments = [Segment(int(s["channel"]), int(s["start_ms"]), int(s["end_ms"]), s["phase"])
+                for s in call.segments]
     duration = int(call.call.get("duration_ms") or 0)
     units = tuple(make_units(call.call_id, duration, roles, segments, settings.units))
     channels = len(roles) if settings.units.kind == "call" else 1
@@ -159,18 +161,20 @@ def unit_samples(samples: np.ndarray, unit: Unit, rate: int) -> np.ndarray:
 class _Stats:
     def __init__(self):
         self.units = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        self.phases = defaultdict(lambda: [0, 0])
         self.calls = defaultdict(int)
         self.shards = defaultdict(int)
         self.vad = set()
 
-    def add(self, split: str, role: str | None, ms: int) -> None:
-        entry = self.units[split][role or "unknown"]
-        entry[0] += 1
-        entry[1] += ms
+    def add(self, split: str, role: str | None, phase: str | None, ms: int) -> None:
+        for entry in (self.units[split][role or "unknown"], self.phases[phase or EVERY_PHASE]):
+            entry[0] += 1
+            entry[1] += ms
 
     def as_dict(self) -> dict:
         return {"units": {s: {r: list(v) for r, v in roles.items()} for s, roles in self.units.items()},
-                "calls": dict(self.calls), "shards": dict(self.shards), "vad_methods": sorted(self.vad)}
+                "phases": {p: list(v) for p, v in self.phases.items()}, "calls": dict(self.calls),
+                "shards": dict(self.shards), "vad_methods": sorted(self.vad)}
 
 
 def write_shard(plans: list[CallPlan], split: str, shard: int, count: int,
@@ -205,7 +209,8 @@ def write_shard(plans: list[CallPlan], split: str, shard: int, count: int,
             meta = manifests.unit_metadata(plan.call, unit, settings.units.kind, split, rate)
             # to_float gives the same values soundfile and librosa.load read from the WAV
             arrays = ml_features.compute(audio.to_float(pcm), rate, feats) if feats.names else {}
-            stats.add(split, meta["role"] if unit.channel is not None else "call", unit.duration_ms)
+            stats.add(split, meta["role"] if unit.channel is not None else "call", unit.phase,
+                      unit.duration_ms)
             if fmt == "hf":
                 hf_rows.append({**meta, "audio": {"bytes": audio.wav_bytes(pcm, rate),
                                                   "path": f"{unit.id}.wav"}, **arrays})

@@ -3,10 +3,16 @@
 A unit is a span of one channel of one call (or of the whole call, every channel), in ms from the
 call's ``start_time``, which is sample 0 of the call's WAVs.  Three kinds:
 
-- ``segment``: the VAD segments of the ``segments`` table, optionally merged across short pauses
-  of the same channel, split when too long, dropped when too short, then padded;
+- ``segment``: the VAD segments of the ``segments`` table in the phases asked for, optionally
+  merged across short pauses of the same channel and phase, split when too long, dropped when too
+  short, then padded;
 - ``channel``: one unit per channel, the whole call long;
 - ``call``: one unit per call with every channel.
+
+Segment units come by default from the conversation alone, the ``agent`` phase of a Connect
+contact or the whole of a one-phase ``call`` (``../shared/domain/phases.md``): the agent side of
+the IVR, the queue, a hold or what plays after the agent leaves is prompts, bot speech and music,
+which the lake files as agent speech, and would teach a model that a recorded prompt is an agent.
 
 Splits are per call, from a hash of the call id (never a call in two splits, the same split on
 every run and every machine), or per call date where a date range is given for a split.
@@ -17,7 +23,15 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 
+from voicelake.analysis.phases import AFTER, AGENT, CALL, HOLD, IVR, QUEUE
+
 KINDS = ("segment", "channel", "call")
+PHASES = (IVR, QUEUE, AGENT, HOLD, AFTER, CALL)  # in the order a contact passes them
+CONVERSATION = (AGENT, CALL)  # the phases segment units come from unless others are asked for
+# Why segment units leave the other phases out unless asked for: they are not the conversation.
+NOT_TALK = ("In ivr, queue, hold and after no agent talks to the customer: the agent channel carries "
+            "a flow's prompts, bot speech or music, which the lake files as agent speech, and the "
+            "customer talks to a machine or to someone in the room.")
 
 
 @dataclass(frozen=True)
@@ -26,6 +40,7 @@ class Segment:
     channel: int
     start_ms: int
     end_ms: int
+    phase: str | None = CALL  # None: the lake placed it in no phase
 
 
 @dataclass(frozen=True)
@@ -36,16 +51,31 @@ class UnitOptions:
     merge_pause_ms: int = 0     # same-channel neighbours this close are merged (up to max_ms)
     pad_ms: int = 0             # added at both ends, within the call
     roles: tuple[str, ...] | None = None  # channels of these roles only; None = all channels
+    phases: tuple[str, ...] | None = None  # segments of these phases only; None = CONVERSATION
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unit kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        unknown = [p for p in self.phases or () if p not in PHASES]
+        if unknown:
+            raise ValueError(f"unknown phase {unknown[0]!r}: the phases are {', '.join(PHASES)}")
+        if self.phases is not None and not self.phases:
+            raise ValueError(f"no phase asked for: name some of {', '.join(PHASES)}")
+        if self.phases is not None and self.kind != "segment":
+            raise ValueError(f"phases pick segments: {self.kind} units span the whole call, every "
+                             "phase; use segment units to choose phases")
         if min(self.min_ms, self.merge_pause_ms, self.pad_ms) < 0:
             raise ValueError("unit durations must not be negative")
         if self.max_ms is not None and self.max_ms <= 0:
             raise ValueError("the maximum unit duration must be positive")
         if self.max_ms is not None and self.min_ms > self.max_ms:
             raise ValueError("the minimum unit duration is above the maximum")
+
+    @property
+    def wanted_phases(self) -> tuple[str, ...]:
+        """The phases segment units come from, in contact order."""
+        asked = CONVERSATION if self.phases is None else self.phases
+        return tuple(p for p in PHASES if p in asked)
 
     def describe(self) -> str:
         """One line for the dataset card."""
@@ -54,9 +84,10 @@ class UnitOptions:
         roles = ", ".join(self.roles) if self.roles else "every role"
         if self.kind == "channel":
             return f"one unit per channel ({roles}): the whole call on that channel"
-        parts = [f"the VAD segments of each channel ({roles})"]
+        parts = [f"the VAD segments of each channel ({roles}) in the phases "
+                 f"{', '.join(self.wanted_phases)}"]
         if self.merge_pause_ms:
-            parts.append(f"merged with the next segment of the same channel across pauses of at most "
+            parts.append(f"merged with the next segment of the same channel and phase across pauses of at most "
                          f"{self.merge_pause_ms} ms" + (f" while the result stays within {self.max_ms} ms"
                                                         if self.max_ms else ""))
         if self.max_ms:
@@ -67,6 +98,25 @@ class UnitOptions:
             parts.append(f"padded by {self.pad_ms} ms at both ends within the call (padded units "
                          f"may overlap their neighbours)")
         return "; ".join(parts)
+
+    def describe_phases(self) -> str:
+        """For the dataset card: which phases of the calls the units hold, and why the others not."""
+        if self.kind != "segment":
+            return (f"every phase: {self.kind} units span the whole call, so a Connect contact's IVR, "
+                    f"queue, holds and after-call flow are in them too. {NOT_TALK}")
+        wanted = self.wanted_phases
+        beyond = [p for p in wanted if p not in CONVERSATION]
+        left_out = [p for p in PHASES if p not in wanted]
+        text = f"segments in {', '.join(wanted)}"
+        if beyond:
+            text += f" ({', '.join(beyond)}: outside the conversation, asked for with --phases)"
+        else:
+            text += (": the conversation, i.e. the agent phase of an Amazon Connect contact or the "
+                     "whole of a one-phase call")
+        if left_out:
+            text += f". Left out: {', '.join(left_out)}"
+        return f"{text}. {NOT_TALK}" + (" That is why only agent and call are exported by default."
+                                        if beyond else "")
 
 
 @dataclass(frozen=True)
@@ -80,6 +130,7 @@ class Unit:
     speech_ms: int                  # of this unit's channel(s) inside the unit
     overlap_ms: int                 # inside the unit, time another channel also speaks
     id: str = field(default="")
+    phase: str | None = None        # the phase of its segments; None: channel and call units
 
     @property
     def duration_ms(self) -> int:
@@ -137,11 +188,27 @@ def _overlap(spans: list[tuple[int, int]], others: list[tuple[int, int]], start:
     return sum(_covered(_union(others), s, e)[0] for s, e in mine)
 
 
+def phase_runs(segments: list[Segment], wanted: tuple[str, ...]) -> list[tuple[str, list[tuple[int, int]]]]:
+    """One channel's segments, in start order, as runs of consecutive segments of one wanted
+    phase: a unit is made within a run, so it never merges across a phase change or across a
+    segment of a phase left out (whose audio would otherwise sit inside the unit)."""
+    out: list[tuple[str, list[tuple[int, int]]]] = []
+    previous = None
+    for s in segments:
+        if s.phase in wanted:
+            if s.phase != previous:
+                out.append((s.phase, []))
+            out[-1][1].append((s.start_ms, s.end_ms))
+        previous = s.phase
+    return out
+
+
 def make_units(call_id: str, duration_ms: int, roles: dict[int, str | None],
                segments: list[Segment], options: UnitOptions) -> list[Unit]:
     """The call's units in (channel, start) order; ``roles`` maps every channel to its role."""
+    ordered = sorted(segments, key=lambda s: (s.channel, s.start_ms, s.end_ms))
     by_channel: dict[int, list[tuple[int, int]]] = {c: [] for c in roles}
-    for s in sorted(segments, key=lambda s: (s.channel, s.start_ms, s.end_ms)):
+    for s in ordered:
         by_channel.setdefault(s.channel, []).append((s.start_ms, s.end_ms))
     everyone = [span for spans in by_channel.values() for span in spans]
     if options.kind == "call":
@@ -156,17 +223,20 @@ def make_units(call_id: str, duration_ms: int, roles: dict[int, str | None],
         own = by_channel[channel]
         others = [span for c, spans in by_channel.items() if c != channel for span in spans]
         if options.kind == "channel":
-            spans = [(0, duration_ms)]
+            spans: list[tuple[str | None, int, int]] = [(None, 0, duration_ms)]
         else:
-            pieces = [p for s, e in _merge(own, options.merge_pause_ms, options.max_ms)
+            runs = phase_runs([s for s in ordered if s.channel == channel], options.wanted_phases)
+            pieces = [(phase, *p) for phase, run in runs
+                      for s, e in _merge(run, options.merge_pause_ms, options.max_ms)
                       for p in _split(s, e, options.max_ms)]
-            spans = [(max(0, s - options.pad_ms), min(duration_ms, e + options.pad_ms))
-                     for s, e in pieces if e - s >= max(options.min_ms, 1)]
-        for start, end in spans:
+            spans = [(phase, max(0, s - options.pad_ms), min(duration_ms, e + options.pad_ms))
+                     for phase, s, e in pieces if e - s >= max(options.min_ms, 1)]
+        for phase, start, end in spans:
             speech, touching = _covered(own, start, end)
             index = len(units)
             units.append(Unit(call_id, index, channel, start, end, touching, speech,
-                              _overlap(own, others, start, end), unit_id(call_id, channel, index)))
+                              _overlap(own, others, start, end), unit_id(call_id, channel, index),
+                              phase))
     return units
 
 
@@ -219,6 +289,13 @@ def split_of(call_id: str, date: str, options: SplitOptions) -> str:
         if place < cumulative:
             return name
     return [n for n, f in options.fractions if f > 0][-1]  # rounding of the last boundary
+
+
+def parse_phases(text: str | None) -> tuple[str, ...] | None:
+    """``agent,call,ivr`` -> ("agent", "call", "ivr"); None (the default) when not given."""
+    if text is None:
+        return None
+    return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def parse_fractions(text: str) -> tuple[tuple[str, float], ...]:
