@@ -83,15 +83,18 @@ def query_lake(lake: Path) -> None:
 
     con = duckdb.connect()
     hive = "hive_partitioning=true, hive_types={'date': VARCHAR, 'voice_connector_id': VARCHAR}"
-    for table in ("calls", "failures"):
+    for table in ("calls", "phases", "failures"):
         if not any((lake / table).glob("**/*.parquet")):
             print(f"(no {table})")
             continue
         rel = f"read_parquet('{lake / table}/**/*.parquet', {hive})"
         if table == "calls":
-            sql = (f"SELECT \"date\", voice_connector_id, source, call_id, "
-                   f"round(duration_ms / 1000.0, 1) AS seconds, talk_ms_customer, talk_ms_agent, "
-                   f"overlap_ms, turns FROM {rel} ORDER BY source, call_id")
+            sql = (f"SELECT source, call_id, round(duration_ms / 1000.0, 1) AS seconds, agent_username, "
+                   f"talk_ms_customer, talk_ms_agent, non_talk_ms, hold_ms, turns FROM {rel} "
+                   f"ORDER BY source, call_id")
+        elif table == "phases":  # where each contact spent its time, and the holds inside agent
+            sql = (f"SELECT call_id, phase, start_ms, end_ms, boundary, talk_ms_customer, talk_ms_agent "
+                   f"FROM {rel} WHERE source = 'connect' ORDER BY call_id, start_ms, phase")
         else:
             sql = f"SELECT \"date\", source, stage, reason, source_key FROM {rel} ORDER BY reason"
         print(f"\nDuckDB> {sql}")
