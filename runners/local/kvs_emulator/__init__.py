@@ -22,7 +22,9 @@ One module per concern:
 What it imitates, and the choices made where the real service is not documented:
 
 * **Auth.** SigV4 signatures are not checked, but a request without an ``Authorization`` header
-  gets ``NotAuthorizedException`` (401).  Authorization headers are never logged.
+  gets ``NotAuthorizedException`` (401).  Authorization headers are never logged.  With
+  ``Faults(deny_all=True)`` (``--deny-all``) every signed call gets ``AccessDeniedException`` (403),
+  as when IAM does not allow the action.
 * **Errors** use the real wire format (kvs.md §4.3): ``x-amzn-ErrorType: <Code>:<doc url>``,
   ``x-amzn-RequestId``, ``Content-Type: application/json`` and a body ``{"Message": ...}``.
   botocore reads the code from that header.

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "ClientLimitExceededException; 0 disables (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="seed of the fault-injection random generator (default: %(default)s)")
+    parser.add_argument("--deny-all", action="store_true",
+                        help="answer every call 403 AccessDeniedException, as KVS does when IAM "
+                             "does not allow the action")
     knobs = parser.add_argument_group(
         "fault injection (probabilities in [0, 1], all 0 by default; archived-media calls only)")
     knobs.add_argument("--throttle-probability", type=probability, default=0.0, metavar="P",
@@ -98,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         block_cut_probability=args.block_cut_probability,
         missing_fragment_probability=args.missing_fragment_probability,
         seed=args.seed,
+        deny_all=args.deny_all,
     )
     emulator = KvsEmulator(args.store, args.host, args.port, faults, args.now, args.tps_limit or None)
     print(f"KVS emulator serving {args.store} at {emulator.url}", flush=True)

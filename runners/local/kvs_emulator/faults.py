@@ -20,6 +20,9 @@ class Faults:
     block_cut_probability: float = 0.0  # a clean end of body between two SimpleBlocks
     missing_fragment_probability: float = 0.0
     seed: int = 0
+    # every call, control plane included, answers 403 AccessDeniedException, as KVS does for
+    # credentials whose IAM policy does not allow the action (draws nothing)
+    deny_all: bool = False
 
     def __post_init__(self):
         for f in fields(self):

@@ -16,6 +16,7 @@ from runners.local.kvs_emulator.wire import (
     LAST_CHUNK,
     ApiError,
     JsonAnswer,
+    access_denied,
     error_answer,
     http_chunk,
     json_answer,
@@ -49,6 +50,8 @@ class KvsRequestHandler(BaseHTTPRequestHandler):
             if "Authorization" not in self.headers:
                 raise ApiError("NotAuthorizedException", 401, "Missing Authentication Token")
             operation = self.server.service.operation(self.path)
+            if self.server.service.injector.faults.deny_all:
+                raise access_denied(self.path)
             answer = operation(parse_body(raw), self.headers.get("Host", self.server.address))
         except ApiError as error:
             self.send_error_json(error, request_id)

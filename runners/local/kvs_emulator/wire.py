@@ -38,6 +38,14 @@ def throttled(message: str) -> ApiError:
     return ApiError("ClientLimitExceededException", 400, message)
 
 
+def access_denied(path: str) -> ApiError:
+    """What KVS answers a signed call that IAM does not allow (kvs.md §4.3: 403 AccessDeniedException)."""
+    name = path.lstrip("/")  # /listStreams -> kinesisvideo:ListStreams
+    action = f"kinesisvideo:{name[:1].upper()}{name[1:]}"
+    return ApiError("AccessDeniedException", 403,
+                    f"User: arn:aws:iam::000000000000:user/emulated is not authorized to perform: {action}")
+
+
 # -- requests -----------------------------------------------------------------------------------
 def parse_body(raw: bytes) -> dict:
     """Request JSON with exact decimals, so fractional epoch seconds compare without float error."""
