@@ -1,6 +1,7 @@
 """The data flow, composed: records -> calls -> fragment ranges -> (by stream) channel files ->
 (by call) features, WAVs and row shards -> the lake.  Only small values cross the shuffles: paths,
-ranges and notes, never samples or a night's rows."""
+ranges and notes, never samples or a night's rows.  With --from_lake the channel files come from
+the lake's source WAVs instead of KVS (calls -> (by partition) earlier rows -> channel files)."""
 from __future__ import annotations
 
 import apache_beam as beam
@@ -10,6 +11,7 @@ from transforms.analyse_calls import AnalyseCalls
 from transforms.failure_rows import FailureRows
 from transforms.fetch_media import FetchStreams
 from transforms.fragment_ranges import PlanFragmentRanges
+from transforms.lake_audio import LakeAudio
 from transforms.lake_sink import WriteLake
 from transforms.read_records import ReadChimeCalls, ReadConnectCalls
 from voicelake import storage
@@ -36,18 +38,24 @@ def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:
     if not calls:
         raise ValueError("give at least one of --ctr_prefix, --sdr_prefix, --events_prefix")
     all_calls = calls | "AllCalls" >> beam.Flatten()
-    ranges, bad_calls = all_calls | "FragmentRanges" >> PlanFragmentRanges(
-        endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region,
-        selector=opts.fragment_selector, pad_ms=opts.max_fragment_ms,
-        fragments_per_range=opts.fragments_per_range, max_attempts=opts.max_attempts,
-        retry_budget_s=opts.kvs_retry_budget_s)
-    audio = ranges | "FetchMedia" >> FetchStreams(
-        root, endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region,
-        max_attempts=opts.max_attempts, retry_budget_s=opts.kvs_retry_budget_s)
+    if opts.from_lake:  # the lake's own source audio stands in for KVS; the analysis is the same
+        if not opts.write_raw_channels:
+            raise ValueError("--from_lake rewrites the source audio it reads (the lake's only copy "
+                             "of it): leave out --no_write_raw_channels")
+        audio, bad_calls = all_calls | "LakeAudio" >> LakeAudio(root)
+    else:
+        ranges, bad_calls = all_calls | "FragmentRanges" >> PlanFragmentRanges(
+            endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region,
+            selector=opts.fragment_selector, pad_ms=opts.max_fragment_ms,
+            fragments_per_range=opts.fragments_per_range, max_attempts=opts.max_attempts,
+            retry_budget_s=opts.kvs_retry_budget_s)
+        audio = ranges | "FetchMedia" >> FetchStreams(
+            root, endpoint_url=opts.kvs_endpoint_url, region=opts.kvs_region,
+            max_attempts=opts.max_attempts, retry_budget_s=opts.kvs_retry_budget_s)
     landed, bad_audio = audio | "Analyse" >> AnalyseCalls(
         root, target_sample_rate=opts.target_sample_rate,
         allow_missing_fragments=opts.allow_missing_fragments,
         write_raw_channels=opts.write_raw_channels, vad=vad_config(opts))
     failure_rows = ((*failures, bad_calls, bad_audio) | "AllFailures" >> beam.Flatten()
                     | "FailureRows" >> FailureRows(dates))
-    (landed, failure_rows) | "Lake" >> WriteLake(root, dates)
+    (landed, failure_rows) | "Lake" >> WriteLake(root, dates, keep_earlier=not opts.replace)

@@ -81,8 +81,26 @@ class VoicelakeArguments:
                             "silero = Silero VAD v5, a neural model shipped in a wheel and run on "
                             "the CPU (default); energy = energy-v1, the free level gate, which "
                             "counts noise, hold music and loud non-speech sounds as talk")
-        g.add_argument("--write_raw_channels", action="store_true", default=False,
-                       help="also write each channel's un-normalised 8 kHz audio as its own WAV")
+        g.add_argument("--write_raw_channels", action="store_true", default=True,
+                       help="keep each call's source audio in the lake: <call_id>.8k.wav beside "
+                            "its ML WAV, the un-normalised source samples of every channel, the "
+                            "call window exactly, gaps zero-filled. It is what --from_lake reads, "
+                            "the only copy of the audio once KVS retention has passed; 115.2 MB per "
+                            "hour of a two-channel call (57.6 MB per channel-hour), half the 16 "
+                            "kHz ML WAV (default: on)")
+        g.add_argument("--no_write_raw_channels", dest="write_raw_channels", action="store_false",
+                       help="do not keep the source audio: the calls of this run cannot be "
+                            "re-analysed with --from_lake once KVS no longer holds their media")
+        g.add_argument("--from_lake", action="store_true", default=False,
+                       help="re-analyse calls from the lake instead of KVS: read the records as "
+                            "usual, take each call's audio from the source WAV an earlier run "
+                            "landed under --output (and the KVS facts from its rows), and compute "
+                            "every feature, WAV and row again. No KVS media is listed or fetched; a "
+                            "call without source audio in the lake fails as no_source_audio")
+        g.add_argument("--replace", action="store_true", default=False,
+                       help="replace the run's dates outright: a call an earlier run landed and "
+                            "this run does not land again is removed (default: it keeps its rows "
+                            "and WAVs, and failures says why)")
         g.add_argument("--connect_attribute_keys", default=None,
                        help="Connect: comma-separated Attributes keys holding stream ARN, start "
                             "fragment, start and stop timestamps, used when a CTR has no KVS "

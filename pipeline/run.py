@@ -31,7 +31,7 @@ from pipeline.console import (
     stderr_to,
 )
 from pipeline.options import DEFAULT_RUNNER, PREFIX_OPTIONS, REQUIRED, VoicelakeArguments, run_dates
-from pipeline.preflight import NoRecords, check_engine_versions, check_inputs
+from pipeline.preflight import NoRecords, check_engine_versions, check_inputs, check_kvs
 from voicelake import layout
 
 RUNNER_FLAGS = ("--runner", "--direct_running_mode", "--direct_num_workers")
@@ -120,8 +120,9 @@ def help_text() -> str:
                "it runs on FnApiRunner with one worker process per core. S3 is reached with the\n"
                "standard AWS configuration (environment, profile or role; AWS_ENDPOINT_URL_S3 for\n"
                "an S3-compatible server).\n\n"
-               "exit status: 0 done (warnings included), 1 the run failed, 2 a bad option or input\n"
-               "location, 3 no records with --require_records.")
+               "exit status: 0 done (warnings and calls that keep an earlier landing included), 1 the\n"
+               "run failed, 2 a bad option or input location or KVS refusing or not answering (nothing\n"
+               "written), 3 no records with --require_records.")
     VoicelakeArguments._add_argparse_args(parser)
     return parser.format_help()
 
@@ -148,6 +149,9 @@ def summarise(result, dates: list[str]) -> dict:
         "partial_calls": counters.get("lake.partial_calls", 0),
         "failed": sum(failures.values()),
         "failures_by_reason": dict(sorted(failures.items())),
+        # calls this run did not land that keep what an earlier run landed, by the reason
+        "kept_calls": counters.get("lake.kept_calls", 0),
+        "kept_by_reason": {k.split(".", 1)[1]: v for k, v in sorted(counters.items()) if k.startswith("kept.")},
         "fragments": counters.get("media.fragments", 0),
         "foreign_fragments": counters.get("media.foreign_fragments", 0),
         "missing_fragments": counters.get("media.missing_fragments", 0),
@@ -207,6 +211,7 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
     label = layout.run_label(dates)
     check_engine_versions(argv)
     warnings = check_inputs(given)
+    check_kvs(given)
     for warning in warnings:
         log.warning("voicelake run %s: %s", label, warning)
 
@@ -215,8 +220,8 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
 
     from pipeline import graph
     from pipeline.options import VoicelakeOptions
+    from voicelake import lake_commit, storage
     from voicelake import progress as heartbeat
-    from voicelake import storage
 
     options = PipelineOptions(argv)
     if not options.view_as(StandardOptions).runner:
@@ -225,6 +230,9 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
     runs_on = execution(options)
     if progress:
         progress(f"voicelake run {label}: running on {describe_execution(runs_on)}")
+    root = storage.absolute(opts.output)
+    lake_commit.recover(root)  # a commit an earlier run left under way comes first
+    lake_commit.discard_scratch(root, dates)  # what a run of these dates left without committing
     pipeline = beam.Pipeline(options=options)
     if not progress:  # nobody reads progress lines: no heartbeat either
         graph.build(pipeline, opts)
@@ -243,6 +251,7 @@ def run(argv: list[str], *, progress=None, log_file: str | None = None, engine: 
             heartbeat.finish_local(folder)
             if temporary:
                 shutil.rmtree(folder, ignore_errors=True)
+    lake_commit.commit(root, dates)  # the pipeline succeeded: its files come in at once
     summary = summarise(result, dates)
     if summary["records"] == 0:
         warnings.append(f"no records were read for {', '.join(dates)}")
@@ -290,6 +299,10 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
           f"{summary['partial_calls']}", file=out)
     for reason, n in summary["failures_by_reason"].items():
         print(f"  failures[{reason}] = {n}", file=out)
+    if summary.get("kept_calls"):
+        reasons = ", ".join(f"{n} {reason}" for reason, n in summary["kept_by_reason"].items())
+        print(f"  kept from earlier runs: {summary['kept_calls']} calls ({reasons}): see failures.kept",
+              file=out)
     for warning in summary.get("warnings", []):
         print(f"  warning: {warning}", file=out)
     run_ = summary.get("run")

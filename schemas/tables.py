@@ -291,6 +291,8 @@ FAILURES = table(
     col("call_id", pa.string(), "ContactId or TransactionId, when known."),
     col("source_key", pa.string(), "Object key of the input record, when known."),
     col("source_offset", pa.int64(), "Byte offset of the record inside that object, when known."),
+    col("kept", pa.bool_(), "True when the call failed this run (or its record was not read: "
+                            "not_in_records) and keeps the rows and WAVs an earlier run landed."),
 )
 
 TABLES: dict[str, pa.Schema] = {

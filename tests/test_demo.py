@@ -19,7 +19,7 @@ def test_demo_seeds_runs_and_shows_the_lake(tmp_path):
     assert summary["failed"] == len(truth["bad_records"]) == 2
     assert f"voicelake run {truth['date']}: 7 calls, 2 failures" in done.stdout
     assert "DuckDB> SELECT" in done.stdout
-    assert len(list((work / "lake/audio").rglob("*.wav"))) == 7
+    assert len(list((work / "lake/audio").rglob("*.wav"))) == 2 * 7  # each call's ML WAV and its source .8k.wav
     report = work / "lake/_runs" / truth["date"] / "report.html"
     assert f"\nreport: {report}\n" in done.stdout and report.read_text().count("<figure><img") == 11
     assert chime_partitions(work) == CHIME_GOLDEN["digests"]["silero"]

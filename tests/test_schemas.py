@@ -97,9 +97,9 @@ def test_rows_to_table_fills_nulls_in_schema_order():
     assert t.schema == TABLES["failures"]
     assert t.to_pylist() == [
         {"stage": "records", "reason": "bad_json", "detail": "line 3", "source": None,
-         "call_id": None, "source_key": None, "source_offset": 12},
+         "call_id": None, "source_key": None, "source_offset": 12, "kept": None},
         {"stage": "media", "reason": "fragment_not_found", "detail": "x", "source": None,
-         "call_id": "c-1", "source_key": None, "source_offset": None},
+         "call_id": "c-1", "source_key": None, "source_offset": None, "kept": None},
     ]
     assert rows_to_table("gaps", []).num_rows == 0
 

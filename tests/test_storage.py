@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.lake_sink import _RemoveStale, remove_unwritten
-from voicelake import storage
+from transforms.lake_sink import _PlanCommit
+from voicelake import lake_commit, layout, storage
 from voicelake.layout import Partition
 
 
@@ -58,31 +58,30 @@ def test_a_tree_lists_files_at_every_depth_below_a_folder_and_nothing_beside_it(
     assert storage.list_tree(f"{root}/nothing/here") == []
 
 
-def test_a_run_removes_every_partition_it_did_not_write_under_its_dates_and_nothing_else(root):
-    written = [f"{root}/calls/date=2024-05-14/voice_connector_id=x/part-00000.parquet",
-               f"{root}/audio/date=2024-05-14/voice_connector_id=x/call-1.wav"]
-    stale = [f"{root}/calls/date=2024-05-14/stray.parquet",
+def test_a_commit_brings_in_what_the_run_staged_and_removes_what_it_replaced_and_nothing_else(root):
+    """The run's plan deletes, under its own dates only: the files of a written partition it did not
+    stage again, the WAVs of calls it neither landed nor kept, and partitions it did not write; the
+    commit then moves every staged file to its lake name and drops the scratch."""
+    part = f"{root}/calls/date=2024-05-14/voice_connector_id=x"
+    audio = f"{root}/audio/date=2024-05-14/voice_connector_id=x"
+    landed_again = [f"{part}/part-00000.parquet", f"{audio}/call-1.wav"]
+    kept = [f"{audio}/call-kept.wav", f"{audio}/call-kept.8k.wav"]
+    stale = [f"{part}/part-00001.parquet", f"{audio}/call-gone.wav", f"{root}/calls/date=2024-05-14/stray.parquet",
              f"{root}/gaps/date=2024-05-14/voice_connector_id=gone/part-00000.parquet",
              f"{root}/audio/date=2024-05-14/voice_connector_id=gone/sub/nested.wav"]
-    scratch = [f"{root}/_work/date=2024-05-14/chime/vc/call-1/channel-0.f32",
+    scratch = [f"{root}/_work/date=2024-05-14/chime/vc/call-1/channel-0.pcm",
                f"{root}/_work/date=2024-05-14/rows/calls/vc/chime.call-1.arrow"]
-    kept = [f"{root}/calls/date=2024-05-13/voice_connector_id=x/part-00000.parquet",
-            f"{root}/_work/date=2024-05-15/chime/vc/call-2/channel-0.f32", f"{root}/calls/notes.txt",
-            f"{root}/elsewhere/date=2024-05-14/file"]
-    for path in written + stale + scratch + kept:
-        storage.write_bytes(path, b"x")
-    partitions = [Partition("calls", "2024-05-14", "x"), Partition("audio", "2024-05-14", "x")]
-    assert list(_RemoveStale(root, ["2024-05-14"]).process(partitions)) == [len(stale)]
-    remaining = sorted(storage.list_tree(root))
-    assert remaining == sorted(written + kept)
-
-
-def test_a_partitions_writer_removes_what_it_did_not_write_in_its_folder_at_any_depth(root):
-    folder = f"{root}/audio/date=2024-05-14/voice_connector_id=x"
-    keep = {f"{folder}/call-1.wav", f"{folder}/call-1.8k.wav"}
-    stale = [f"{folder}/call-gone.wav", f"{folder}/sub/nested.wav"]
-    beside = f"{root}/audio/date=2024-05-14/voice_connector_id=xy/call-9.wav"
-    for path in [*keep, *stale, beside]:
-        storage.write_bytes(path, b"x")
-    assert remove_unwritten(folder, keep) == 2
-    assert sorted(storage.list_tree(f"{root}/audio")) == sorted([*keep, beside])
+    untouched = [f"{root}/calls/date=2024-05-13/voice_connector_id=x/part-00000.parquet",
+                 f"{root}/_work/date=2024-05-15/chime/vc/call-2/channel-0.pcm", f"{root}/calls/notes.txt",
+                 f"{root}/elsewhere/date=2024-05-14/file"]
+    for path in landed_again + kept + stale + scratch + untouched:
+        storage.write_bytes(path, b"old")
+    for path in landed_again:
+        storage.write_bytes(layout.staged(root, path), b"new")
+    written = [Partition("calls", "2024-05-14", "x"), Partition("audio", "2024-05-14", "x")]
+    kept_calls = [(("2024-05-14", "x"), ("call-kept", "chime"))]
+    assert list(_PlanCommit(root, ["2024-05-14"]).process(written, kept_calls)) == [len(stale)]
+    assert lake_commit.commit(root, ["2024-05-14"]) == len(landed_again)
+    assert sorted(storage.list_tree(root)) == sorted(landed_again + kept + untouched)
+    assert {storage.read_bytes(p) for p in landed_again} == {b"new"}
+    assert {storage.read_bytes(p) for p in kept} == {b"old"}

@@ -137,7 +137,8 @@ class _AnalyseCall(beam.DoFn):
         with contextlib.ExitStack() as stack:
             local = {path: stack.enter_context(storage.readable(path))
                      for pieces in plan.readers for path, _ in pieces}
-            wavs = [stack.enter_context(storage.writable(path)) for path in paths]
+            # staged until the run commits: a run that dies leaves the lake's WAVs as they were
+            wavs = [stack.enter_context(storage.writable(layout.staged(self.root, path))) for path in paths]
             analysis = call_audio.analyse_and_write(
                 plan, local=local.__getitem__, ml_wav=wavs[0], target_rate=self.target,
                 raw_wav=wavs[1] if self.write_raw else None, vad_config=self.vad,

@@ -14,7 +14,7 @@ def failure_row(failure: Failure) -> dict:
     return {
         "stage": failure.stage, "reason": failure.reason, "detail": failure.detail,
         "source": failure.source, "call_id": failure.call_id, "source_key": failure.source_key,
-        "source_offset": failure.source_offset,
+        "source_offset": failure.source_offset, "kept": False,
     }
 
 

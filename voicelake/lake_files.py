@@ -11,16 +11,20 @@ bundling: the only inputs are the rows themselves.
 """
 from __future__ import annotations
 
+import heapq
 import io
+import logging
 from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas import tables
 from voicelake import layout, storage
 from voicelake.model import CallRows
 
+log = logging.getLogger(__name__)
 ROWS_PER_FILE = 200_000
 ROW_GROUP_ROWS = 50_000  # ROWS_PER_FILE is a multiple: a file is whole row groups
 SORT_KEYS = {
@@ -125,8 +129,59 @@ def parquet_files(table: str, rows: list[dict]) -> list[bytes]:
     return list(parquet_files_of(table, [tables.rows_to_table(table, sort_rows(table, rows))]))
 
 
-def merged_parquet_files(root: str, table: str, calls: Iterable[CallRows]) -> Iterator[bytes]:
-    """One partition's Parquet files from its calls' shards, read one at a time."""
-    shards = (decode_shard(storage.read_bytes(shard_path(root, table, call)))
-              for call in merge_order(c for c in calls if table in c.tables))
-    return parquet_files_of(table, shards)
+def merged_parquet_files(root: str, table: str, calls: Iterable[CallRows],
+                         kept: Iterable[tuple[tuple[str, str], pa.Table]] = ()) -> Iterator[bytes]:
+    """One partition's Parquet files from its calls' shards, read one at a time, and the rows an
+    earlier run landed for calls this run keeps (``kept_parts``), merged in call order."""
+    landed = (((c.call_id, c.source), c) for c in merge_order(c for c in calls if table in c.tables))
+    merged = heapq.merge(((key, 0, part) for key, part in kept),
+                         ((key, 1, call) for key, call in landed), key=lambda item: item[:2])
+    return parquet_files_of(table, (part if origin == 0 else decode_shard(storage.read_bytes(
+        shard_path(root, table, part))) for _, origin, part in merged))
+
+
+# ---- what an earlier run landed ----------------------------------------------------------------
+
+def landed_files(root: str, table: str, date: str, partition: str) -> list[str]:
+    """The partition's Parquet files as the lake holds them now, in file order."""
+    return sorted(storage.list_paths(layout.table_files(root, table, date, partition)))
+
+
+def kept_parts(table: str, paths: Iterable[str], landed_now: set[str]
+               ) -> Iterator[tuple[tuple[str, str], pa.Table]]:
+    """The rows of an earlier run's files whose call this run did not land, as ((call_id, source),
+    rows) in file order, one row group in memory at a time, in today's schema (columns added
+    since are null)."""
+    schema = tables.TABLES[table]
+    for path in paths:
+        with storage.readable(path) as local:
+            try:
+                parquet = pq.ParquetFile(local)
+            except pa.ArrowInvalid:  # not Parquet at all (put there by hand): no landing to keep
+                log.warning("%s is not a Parquet file: it holds no calls to keep", path)
+                continue
+            for g in range(parquet.num_row_groups):
+                group = parquet.read_row_group(g)
+                keep = pc.invert(pc.is_in(group.column("call_id"), pa.array(sorted(landed_now), pa.string())))
+                yield from _by_call(_conformed(group.filter(keep), schema))
+
+
+def _conformed(group: pa.Table, schema: pa.Schema) -> pa.Table:
+    columns = [group.column(f.name).cast(f.type) if f.name in group.column_names
+               else pa.nulls(group.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _by_call(group: pa.Table) -> Iterator[tuple[tuple[str, str], pa.Table]]:
+    """Slices of consecutive rows of one (call_id, source)."""
+    ids, sources = group.column("call_id").to_pylist(), group.column("source").to_pylist()
+    start = 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or (ids[i], sources[i]) != (ids[start], sources[start]):
+            yield (ids[start], sources[start]), group.slice(start, i - start)
+            start = i
+
+
+def kept_calls(parts: Iterable[tuple[tuple[str, str], pa.Table]]) -> list[tuple[str, str]]:
+    """The (call_id, source) of the kept rows, once each, in order."""
+    return list(dict.fromkeys(key for key, _ in parts))

@@ -7,6 +7,8 @@ spelled here and nowhere else.  No Beam, no I/O.
     <root>/audio/date=D/voice_connector_id=V/<call_id>.8k.wav        its source audio (--write_raw_channels)
     <root>/_runs/<label>/summary.json, partitions.sql, progress/, report.html   what a run says
     <root>/_work/date=D/...                                          a run's scratch, removed when it ends
+    <root>/_work/date=D/staged/<the lake path>                       a file the run wrote, until it commits
+    <root>/_commits/<label>.json                                     a commit under way (the next run ends it)
 
 ``label`` is the run's date, or ``first_last`` for a range (``run_label``).  IDs that come from records become
 path parts only through ``safe_part``.
@@ -21,6 +23,8 @@ from typing import NamedTuple
 AUDIO = "audio"
 SCRATCH = "_work"
 RUNS = "_runs"
+COMMITS = "_commits"
+STAGED = "staged"
 DATE_KEY = "date"
 PARTITION_KEY = "voice_connector_id"
 SOURCE_SUFFIX = ".8k"  # the source-rate WAV beside the ML WAV
@@ -75,6 +79,12 @@ def wav_relpath(date: str, partition: str, call_id: str, *, source: bool = False
 
 def wav_path(root: str, date: str, partition: str, call_id: str, *, source: bool = False) -> str:
     return join(root, wav_relpath(date, partition, call_id, source=source))
+
+
+def call_of_wav(path: str) -> str:
+    """The call a WAV of the lake belongs to (its ML WAV or its source WAV)."""
+    name = path.rsplit("/", 1)[-1].removesuffix(WAV)
+    return name.removesuffix(SOURCE_SUFFIX)
 
 
 def hive_template(location: str) -> str:
@@ -144,7 +154,41 @@ def report_path(root: str, dates: list[str]) -> str:
 
 def is_run_file(relpath: str) -> bool:
     """Whether a path below the root is one of the runs' own files (not the lake's data)."""
-    return relpath.split("/", 1)[0] == RUNS
+    return relpath.split("/", 1)[0] in (RUNS, COMMITS)
+
+
+# ---- the commit -------------------------------------------------------------------------------
+
+def staging_dir(root: str, date: str) -> str:
+    """Where a run writes the lake files of one date before it commits: the lake's own paths below."""
+    return join(scratch_date_dir(root, date), STAGED)
+
+
+def staged(root: str, path: str) -> str:
+    """The staging name of a lake file (a table's Parquet file or a WAV) under ``root``."""
+    place = partition_of(root, path)
+    if place is None:
+        raise ValueError(f"{path} is no lake file under {root}")
+    return join(staging_dir(root, place.date), path[len(root.rstrip("/")) + 1:])
+
+
+def unstaged(root: str, date: str, path: str) -> str:
+    """The lake file a staged file becomes when the run commits."""
+    return join(root, path[len(staging_dir(root, date)) + 1:])
+
+
+def commit_plan(root: str, dates: list[str]) -> str:
+    """What the run's last stage plans to delete when it commits (written before the commit)."""
+    return join(root, SCRATCH, f"commit-{run_label(dates)}.json")
+
+
+def commit_marker(root: str, dates: list[str]) -> str:
+    """A commit under way: present from the moment the run commits until every file is in place."""
+    return join(root, COMMITS, f"{run_label(dates)}.json")
+
+
+def commit_markers(root: str) -> str:
+    return join(root, COMMITS, "*.json")
 
 
 # ---- scratch ------------------------------------------------------------------------------------

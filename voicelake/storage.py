@@ -159,6 +159,34 @@ def readable(path: str):
         os.remove(local)
 
 
+def move(source: str, target: str) -> None:
+    """Put ``source`` under the name ``target`` (replacing it) and remove ``source``: a rename
+    locally, a copy and a delete on S3."""
+    if is_s3(source) != is_s3(target):
+        raise ValueError(f"cannot move {source} to {target}: one is on S3, the other is not")
+    if not is_s3(source):
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        os.replace(source, target)
+        return
+    (bucket, key), (to_bucket, to_key) = split_s3(source), split_s3(target)
+    s3().copy({"Bucket": bucket, "Key": key}, to_bucket, to_key)  # managed: multipart past 5 GB
+    s3().delete_object(Bucket=bucket, Key=key)
+
+
+def exists(path: str) -> bool:
+    if not is_s3(path):
+        return os.path.exists(path)
+    bucket, key = split_s3(path)
+    return any(item["Key"] == key for item in _listing(bucket, key, "Contents"))
+
+
+def remove_empty_folder(folder: str) -> None:
+    """Remove a local folder that holds nothing (S3 has no folders)."""
+    if not is_s3(folder):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
 def delete_tree(folder: str) -> None:
     """Remove ``folder`` and everything below it (nothing there is no error)."""
     if is_s3(folder):
@@ -171,10 +199,12 @@ def delete_tree(folder: str) -> None:
 
 
 def delete(paths: list[str]) -> None:
+    """Remove the files; one already gone is no error (a commit may be completed twice)."""
     s3_paths = [p for p in paths if is_s3(p)]
     for path in paths:
         if not is_s3(path):
-            os.remove(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
     by_bucket: dict[str, list[str]] = {}
     for path in s3_paths:
         bucket, key = split_s3(path)
