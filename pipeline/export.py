@@ -60,7 +60,7 @@ class ExportOptions(PipelineOptions):
         g.add_argument("--sample_rate", type=int, default=16000,
                        help="audio rate: the lake's ML WAV rate (16000, normalised) or its source "
                             "rate (8000: the un-normalised <call_id>.8k.wav that voicelake run "
-                            "--write_raw_channels writes); default 16000")
+                            "keeps unless --no_write_raw_channels); default 16000")
         g.add_argument("--splits", default="train=0.8,dev=0.1,test=0.1",
                        help="split fractions by call, from a hash of the call id "
                             "(default train=0.8,dev=0.1,test=0.1)")

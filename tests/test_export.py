@@ -1,7 +1,7 @@
 """`voicelake export`: the demo lake as ML training sets, read back by the real libraries.
 
-The lake comes from the pipeline run on the seeded demo day (with --write_raw_channels, so the
-8 kHz source WAVs exist); the S3 copy of it is served by the local S3 server.  Oracles:
+The lake comes from the pipeline run on the seeded demo day (which keeps the 8 kHz source WAVs
+by default); the S3 copy of it is served by the local S3 server.  Oracles:
 ``datasets`` and ``lhotse`` loading the export, soundfile reading the lake's own WAVs, DuckDB
 summing the segments table, and librosa's own feature calls.
 """
@@ -341,7 +341,7 @@ def test_a_call_without_its_source_wav_is_a_failure_with_the_fix_in_its_detail(l
     summary = run_export(copy, tmp_path / "out", "--format=nemo", "--sample_rate=8000")
     failures = [json.loads(line) for line in (tmp_path / "out/failures.jsonl").read_text().splitlines()]
     assert [(f["call_id"], f["reason"]) for f in failures] == [(gone.name[:-len(".8k.wav")], "no_source_wav")]
-    assert "--write_raw_channels" in failures[0]["detail"]
+    assert "--no_write_raw_channels" in failures[0]["detail"]
     assert summary["failures"] == {"no_source_wav": 1}
     assert len({line["call_id"] for line in nemo_lines(tmp_path / "out")}) == len(talking) - 1
 

@@ -4,7 +4,7 @@ spelled here and nowhere else.  No Beam, no I/O.
 
     <root>/<table>/date=D/voice_connector_id=V/part-00000.parquet   the tables (schemas.tables)
     <root>/audio/date=D/voice_connector_id=V/<call_id>.wav           a call's ML WAV
-    <root>/audio/date=D/voice_connector_id=V/<call_id>.8k.wav        its source audio (--write_raw_channels)
+    <root>/audio/date=D/voice_connector_id=V/<call_id>.8k.wav        its source audio (kept by default)
     <root>/_runs/<label>/summary.json, partitions.sql, progress/, report.html   what a run says
     <root>/_work/date=D/...                                          a run's scratch, removed when it ends
     <root>/_work/date=D/staged/<the lake path>                       a file the run wrote, until it commits

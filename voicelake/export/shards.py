@@ -114,8 +114,8 @@ def failure(plan: CallPlan, reason: str, detail: str, unit: str | None = None) -
 def call_audio(plan: CallPlan, settings: ExportSettings) -> np.ndarray:
     """The call's int16 (n, channels) samples at the export's rate, from the file that has it.
 
-    At the lake's source rate, the un-normalised ``<call_id>.8k.wav`` (written by ``voicelake run
-    --write_raw_channels``).  It is never derived from the ML WAV: that one is DC-free,
+    At the lake's source rate, the un-normalised ``<call_id>.8k.wav`` (kept by ``voicelake run`` unless
+    ``--no_write_raw_channels``).  It is never derived from the ML WAV: that one is DC-free,
     peak-normalised and resampled, so a derived copy would not be the source audio it claims to be.
     """
     call = plan.call.call
@@ -133,8 +133,8 @@ def call_audio(plan: CallPlan, settings: ExportSettings) -> np.ndarray:
         if not lake.is_missing(exc):
             raise
         if "source" in what:
-            raise CallFailure("no_source_wav", f"{path} does not exist: the lake was written without "
-                              "--write_raw_channels; re-run voicelake run with it for 8 kHz source "
+            raise CallFailure("no_source_wav", f"{path} does not exist: the lake was written with "
+                              "--no_write_raw_channels; re-run voicelake run without it for 8 kHz source "
                               f"audio, or export at the ML WAV's {call.get('target_sample_rate')} Hz") from None
         raise CallFailure("no_wav", f"{path} does not exist") from None
     try:
