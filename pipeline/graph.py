@@ -5,6 +5,7 @@ the lake's source WAVs instead of KVS (calls -> (by partition) earlier rows -> c
 from __future__ import annotations
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 
 from pipeline.options import VoicelakeOptions, run_dates, vad_config
 from transforms.analyse_calls import AnalyseCalls
@@ -14,7 +15,19 @@ from transforms.fragment_ranges import PlanFragmentRanges
 from transforms.lake_audio import LakeAudio
 from transforms.lake_sink import WriteLake
 from transforms.read_records import ReadChimeCalls, ReadConnectCalls
-from voicelake import storage
+from voicelake import lifecycle, storage
+
+
+def _remembered(call, forgotten: frozenset[str]) -> bool:
+    """False for a call (CallSpec) the erasure ledger names: counted, and never written again."""
+    if lifecycle.is_forgotten(call.call_id, forgotten):
+        Metrics.counter("voicelake.lake", "forgotten_calls").inc()
+        return False
+    return True
+
+
+def _not_of_forgotten(failure, forgotten: frozenset[str]) -> bool:
+    return not lifecycle.is_forgotten(getattr(failure, "call_id", None), forgotten)
 
 
 def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:
@@ -38,6 +51,11 @@ def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:
     if not calls:
         raise ValueError("give at least one of --ctr_prefix, --sdr_prefix, --events_prefix")
     all_calls = calls | "AllCalls" >> beam.Flatten()
+    forgotten = lifecycle.read_ledger(root)  # read once, here: calls `voicelake forget` removed
+    if forgotten:
+        all_calls = all_calls | "LeaveOutForgotten" >> beam.Filter(_remembered, forgotten)
+        failures = [bad | f"LeaveOutForgottenFailures{i}" >> beam.Filter(_not_of_forgotten, forgotten)
+                    for i, bad in enumerate(failures)]
     if opts.from_lake:  # the lake's own source audio stands in for KVS; the analysis is the same
         if not opts.write_raw_channels:
             raise ValueError("--from_lake rewrites the source audio it reads (the lake's only copy "
@@ -58,4 +76,5 @@ def build(p: beam.Pipeline, opts: VoicelakeOptions) -> None:
         write_raw_channels=opts.write_raw_channels, vad=vad_config(opts))
     failure_rows = ((*failures, bad_calls, bad_audio) | "AllFailures" >> beam.Flatten()
                     | "FailureRows" >> FailureRows(dates))
-    (landed, failure_rows) | "Lake" >> WriteLake(root, dates, keep_earlier=not opts.replace)
+    (landed, failure_rows) | "Lake" >> WriteLake(root, dates, keep_earlier=not opts.replace,
+                                                   forgotten=forgotten)

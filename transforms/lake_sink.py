@@ -30,7 +30,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from schemas import tables
-from voicelake import lake_files, layout, storage
+from voicelake import lake_files, layout, lifecycle, storage
 from voicelake.lake_commit import kept_failures
 from voicelake.layout import Partition
 from voicelake.model import CallRows
@@ -54,8 +54,8 @@ class _WriteCallPartition(beam.DoFn):
     the audio partition too) and, tagged ``kept``, ((date, partition), (call_id, source)) of each
     call that keeps an earlier landing."""
 
-    def __init__(self, root: str, keep_earlier: bool):
-        self.root, self.keep_earlier = root, keep_earlier
+    def __init__(self, root: str, keep_earlier: bool, forgotten: frozenset[str]):
+        self.root, self.keep_earlier, self.forgotten = root, keep_earlier, forgotten
         self.files = Metrics.counter(NAMESPACE, "parquet_files")
         self.partial_calls = Metrics.counter(NAMESPACE, "partial_calls")  # the summary's partial_calls
 
@@ -67,6 +67,8 @@ class _WriteCallPartition(beam.DoFn):
 
         def kept():
             for key, part in lake_files.kept_parts(table, earlier, {n.call_id for n in notes}):
+                if lifecycle.is_forgotten(key[0], self.forgotten):  # forget ran but did not finish
+                    continue
                 kept_keys.append(key)
                 yield key, part
         parts = kept()
@@ -156,9 +158,10 @@ class WriteLake(beam.PTransform):
     """(landed calls' ``CallRows``, failure rows ``(table, date, partition, row)``) -> staged Parquet
     partitions and the commit's plan; outputs how many files the commit will remove."""
 
-    def __init__(self, root: str, dates: list[str], *, keep_earlier: bool = True):
+    def __init__(self, root: str, dates: list[str], *, keep_earlier: bool = True,
+                 forgotten: frozenset[str] = frozenset()):
         super().__init__()
-        self.root, self.dates, self.keep_earlier = root, dates, keep_earlier
+        self.root, self.dates, self.keep_earlier, self.forgotten = root, dates, keep_earlier, forgotten
 
     def expand(self, inputs):
         calls, failure_rows = inputs
@@ -172,7 +175,7 @@ class WriteLake(beam.PTransform):
         written_calls = (
             keyed | "CallPartitions" >> beam.Flatten()
             | "GroupPartitions" >> beam.GroupByKey()
-            | "WritePartitions" >> beam.ParDo(_WriteCallPartition(self.root, self.keep_earlier))
+            | "WritePartitions" >> beam.ParDo(_WriteCallPartition(self.root, self.keep_earlier, self.forgotten))
             .with_outputs(KEPT, main="written")
         )
         failures = failure_rows | "ByFailurePartition" >> beam.Map(lambda r: ((r[1], r[2]), r[3])) \

@@ -9,6 +9,7 @@ spelled here and nowhere else.  No Beam, no I/O.
     <root>/_work/date=D/...                                          a run's scratch, removed when it ends
     <root>/_work/date=D/staged/<the lake path>                       a file the run wrote, until it commits
     <root>/_commits/<label>.json                                     a commit under way (the next run ends it)
+    <root>/_erasure/ledger.txt                                       digests of forgotten calls (voicelake forget)
 
 ``label`` is the run's date, or ``first_last`` for a range (``run_label``).  IDs that come from records become
 path parts only through ``safe_part``.
@@ -24,6 +25,7 @@ AUDIO = "audio"
 SCRATCH = "_work"
 RUNS = "_runs"
 COMMITS = "_commits"
+ERASURE = "_erasure"
 STAGED = "staged"
 DATE_KEY = "date"
 PARTITION_KEY = "voice_connector_id"
@@ -85,6 +87,12 @@ def call_of_wav(path: str) -> str:
     """The call a WAV of the lake belongs to (its ML WAV or its source WAV)."""
     name = path.rsplit("/", 1)[-1].removesuffix(WAV)
     return name.removesuffix(SOURCE_SUFFIX)
+
+
+def wav_glob(root: str, call_id: str, *, source: bool = False) -> str:
+    """A glob of a call's WAV (or source WAV) in every date and partition of the lake."""
+    return join(root, AUDIO, f"{DATE_KEY}=*", f"{PARTITION_KEY}=*",
+                f"{safe_part(call_id)}{SOURCE_SUFFIX if source else ''}{WAV}")
 
 
 def hive_template(location: str) -> str:
@@ -189,6 +197,13 @@ def commit_marker(root: str, dates: list[str]) -> str:
 
 def commit_markers(root: str) -> str:
     return join(root, COMMITS, "*.json")
+
+
+# ---- erasure -----------------------------------------------------------------------------------
+
+def erasure_ledger(root: str) -> str:
+    """One-way digests of the calls ``voicelake forget`` removed, one a line: every run leaves them out."""
+    return join(root, ERASURE, "ledger.txt")
 
 
 # ---- scratch ------------------------------------------------------------------------------------
